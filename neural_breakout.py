@@ -17,6 +17,13 @@ import typing
 PROG = "neural-breakout"
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors print one line (`neural-breakout record: error: ...`) and exit with status 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _field_type(tp) -> tuple[type, bool]:
     """(base type, optional) for int, float, str, bool and `X | None` annotations."""
     optional = False
@@ -30,7 +37,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls, positional
     """Add one option per dataclass field; fields named in `positional` become positional arguments."""
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
-        tp, optional = _field_type(hints[f.name])
+        tp, _ = _field_type(hints[f.name])
         help_text = f.metadata.get("help", "")
         kwargs: dict = {"help": help_text}
         if "choices" in f.metadata:
@@ -48,7 +55,6 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls, positional
             parser.add_argument(flag, type=tp, default=f.default, dest=f.name, **kwargs)
         else:
             parser.add_argument(flag, type=tp, required=True, dest=f.name, **kwargs)
-        del optional
 
 
 def config_from_args(config_cls, args: argparse.Namespace):
@@ -96,11 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     from collect.record import RecordConfig
     from play.real import PlayConfig
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog=PROG,
         description="A playable neural world model of Atari Breakout: record the real game, train, play.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=OneLineErrorParser)
 
     p = sub.add_parser("record", help="record episodes of the real game to disk",
                        description="Play the real game with a policy in worker processes and write lossless, "
@@ -111,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("data", help="inspect recorded episodes", description="Inspect folders of recorded episodes.")
-    data_sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    data_sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True,
+                                parser_class=OneLineErrorParser)
     q = data_sub.add_parser("info", help="counts, size and coverage of a folder of episodes",
                             description="Print episodes, transitions, bytes per frame, and histograms of actions, "
                                         "scores, bricks remaining and ball positions. Every file is validated.")

@@ -81,6 +81,7 @@ class EpisodeBuilder:
         self._compressor = zlib.compressobj(6)
         self._chunks: list[bytes] = []
         self._previous: np.ndarray | None = None
+        self._frames_zlib: bytes | None = None  # set when the stream is finished
         self.frame_shape: tuple[int, int] | None = None
         self.actions: list[int] = []
         self.rewards: list[float] = []
@@ -137,6 +138,8 @@ class EpisodeBuilder:
         """Record one transition: the action taken, its reward and the next observation."""
         if self._previous is None:
             raise RuntimeError("step() before reset() on an EpisodeBuilder")
+        if self._frames_zlib is not None:
+            raise RuntimeError("step() after save() on an EpisodeBuilder")
         self.actions.append(int(action))
         self.rewards.append(float(reward))
         self._add_frame(frame, screen, lives, ram)
@@ -146,7 +149,10 @@ class EpisodeBuilder:
 
     def save(self, directory: str | Path, *, terminated: bool, truncated: bool, index: int | None = None) -> Path:
         """Write the episode into `directory` under the next free name (or `index`) and return its path."""
-        frames_zlib = b"".join(self._chunks) + self._compressor.flush()
+        if self._frames_zlib is None:
+            self._frames_zlib = b"".join(self._chunks) + self._compressor.flush()
+            self._chunks = []
+        frames_zlib = self._frames_zlib
         meta = dict(self.meta, steps=len(self.actions), score=float(sum(self.rewards)))
         arrays = dict(
             format=np.frombuffer(f"{FORMAT} {FORMAT_VERSION}".encode(), dtype=np.uint8),

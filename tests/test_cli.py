@@ -1,0 +1,115 @@
+"""One subprocess run per CLI command, plus its error cases and interruption."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from collect.episodes import list_episodes, load_episode
+
+
+def run(*args, env=None, timeout=120):
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "neural_breakout", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+@pytest.mark.parametrize("command", [[], ["record"], ["data"], ["data", "info"], ["play"]])
+def test_help(command):
+    result = run(*command, "--help")
+    assert result.returncode == 0
+    assert "usage: neural-breakout" in result.stdout and len(result.stdout.splitlines()) > 3
+
+
+def test_record_and_data_info(tmp_path):
+    out = tmp_path / "eps"
+    result = run("record", "--episodes", "3", "--workers", "2", "--max-steps", "60", "--out", str(out),
+                 "--preview", "--preview-count", "1", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "wrote 3 episodes" in result.stdout
+    paths = list_episodes(out)
+    assert [p.name for p in paths] == ["episode-000000.npz", "episode-000001.npz", "episode-000002.npz"]
+    assert (out / "previews" / "episode-000000.gif").stat().st_size > 1000
+    episodes = [load_episode(p) for p in paths]
+    assert all(len(e) <= 60 for e in episodes)
+    assert len({e.meta["seed"] for e in episodes}) == 3
+
+    again = run("record", "--episodes", "2", "--workers", "1", "--max-steps", "30", "--out", str(out), "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert len(list_episodes(out)) == 5
+    assert [load_episode(p).frames.tobytes() for p in paths] == [e.frames.tobytes() for e in episodes]
+
+    info = run("data", "info", str(out))
+    assert info.returncode == 0, info.stderr
+    for word in ("episodes", "transitions", "bytes/frame", "NOOP", "FIRE", "RIGHT", "LEFT", "bricks remaining"):
+        assert word in info.stdout
+    summary = json.loads(run("data", "info", str(out), "--json").stdout)
+    assert summary["episodes"] == 5
+    assert summary["transitions"] == sum(len(load_episode(p)) for p in list_episodes(out))
+    assert summary["bytes_per_frame"] < 2048
+    assert abs(sum(summary["action_fraction"].values()) - 1) < 1e-6
+
+
+def _one_line_error(result, *needles):
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_bad_input_errors(tmp_path):
+    _one_line_error(run("data", "info", str(tmp_path / "missing")), "missing", "no such folder")
+    _one_line_error(run("record", "--out", str(tmp_path), "--policy", "genius"), "--policy", "genius")
+    _one_line_error(run("record", "--out", str(tmp_path), "--game", "pong"), "unknown game 'pong'")
+    _one_line_error(run("record", "--out", str(tmp_path), "--episodes", "0"), "--episodes")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _one_line_error(run("data", "info", str(empty)), "no episode files")
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "episode-000000.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    _one_line_error(run("data", "info", str(bad)), "episode-000000.npz", "corrupt")
+
+
+def test_play_real_records_human_episode(tmp_path):
+    result = run("play", "--real", "--max-steps", "40", "--record", str(tmp_path), "--seed", "5",
+                 env={"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})
+    assert result.returncode == 0, result.stderr
+    (path,) = list_episodes(tmp_path)
+    episode = load_episode(path)
+    assert len(episode) == 40 and episode.meta["policy"] == "human" and episode.meta["seed"] == 5
+    assert episode.truncated and not episode.terminated
+
+
+def test_play_without_display_says_so():
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
+    result = subprocess.run([sys.executable, "-m", "neural_breakout", "play", "--real"], capture_output=True,
+                            text=True, timeout=60, env=env)
+    _one_line_error(result, "no display")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_recording_leaves_only_complete_episodes(tmp_path, sig):
+    out = tmp_path / "eps"
+    proc = subprocess.Popen([sys.executable, "-m", "neural_breakout", "record", "--episodes", "500", "--out",
+                             str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("episode-*.npz"))) < 3:
+        time.sleep(0.05)
+    os.killpg(proc.pid, sig)  # like Ctrl-C in a terminal: the whole process group gets the signal
+    proc.wait(timeout=30)
+    assert proc.returncode != 0
+    if sig == signal.SIGKILL:  # nothing could clean up: the next recording removes the leftovers
+        run("record", "--episodes", "1", "--workers", "1", "--max-steps", "5", "--out", str(out), "--quiet")
+    assert not list(out.glob(".*.tmp"))
+    paths = list_episodes(out)
+    assert len(paths) >= 3
+    for path in paths:
+        load_episode(path)  # every file that exists is complete

@@ -1,0 +1,65 @@
+"""The frame parser against the emulator's RAM over varied play, and on hand-made frames."""
+
+import numpy as np
+import pytest
+
+from collect.atari import make_env
+from collect.parser_check import check_parser
+from worldmodel import parse_frame
+from worldmodel.breakout import BRICK_COLS, BRICK_ROWS, ram_bricks, ram_with_bricks
+
+
+@pytest.fixture(scope="module")
+def report():
+    # ~4,300 frames: random, FIRE-heavy, a ball tracker, and late game with ~12% of the bricks.
+    return check_parser({"random": 800, "fire": 800, "tracker": 1200, "late": 1500}, seed=0)
+
+
+def test_covers_varied_play(report):
+    bricks_left = np.array(report.bricks_left)
+    assert report.frames == 4300
+    assert (bricks_left < 20).mean() > 0.2, "late-game frames (few bricks) must be covered"
+    assert (bricks_left == 108).mean() > 0.2
+
+
+def test_positions_exact_in_999_per_mille(report):
+    accuracy = report.accuracy()
+    assert accuracy["paddle_x"] >= 0.999, report.failures[:5]
+    assert accuracy["ball"] >= 0.999, report.failures[:5]
+
+
+def test_lives_score_bricks_always_exact(report):
+    accuracy = report.accuracy()
+    assert accuracy["lives"] == 1.0
+    assert accuracy["score"] == 1.0
+    assert accuracy["bricks"] == 1.0
+
+
+def test_start_frame():
+    env = make_env()
+    obs, _ = env.reset(seed=0)
+    info = parse_frame(obs)
+    assert info.ball is None
+    assert info.score == 0 and info.lives == 5
+    assert info.bricks.shape == (BRICK_ROWS, BRICK_COLS) and info.bricks.all()
+    assert info.paddle_x is not None
+
+
+def test_ram_brick_writer_round_trips():
+    rng = np.random.default_rng(0)
+    ram = rng.integers(0, 256, 128).astype(np.uint8)
+    bricks = rng.random((BRICK_ROWS, BRICK_COLS)) < 0.5
+    ram[:36] = ram_with_bricks(ram, bricks)
+    np.testing.assert_array_equal(ram_bricks(ram), bricks)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((210, 160), np.uint8), np.zeros((210, 160, 3), np.float32),
+                                 np.zeros((84, 84, 3), np.uint8), [[0]]])
+def test_rejects_bad_frames(bad):
+    with pytest.raises(ValueError, match="expected a uint8 frame"):
+        parse_frame(bad)
+
+
+def test_blank_frame_has_no_objects():
+    info = parse_frame(np.zeros((210, 160, 3), np.uint8))
+    assert info.ball is None and info.paddle_x is None and not info.bricks.any()
