@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +169,22 @@ class EpisodeBuilder:
             ends=np.array([terminated, truncated], dtype=bool),
         )
         return write_new_episode(directory, arrays, index=index)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in ("neural-breakout", "ale-py", "gymnasium", "numpy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def recording_meta(game: str, env_id: str, seed: int, policy: str, **extra) -> dict:
+    """Metadata of an episode recorded from the emulator (frameskip 4, sticky actions off)."""
+    return dict(game=game, env_id=env_id, frameskip=4, repeat_action_probability=0.0, seed=seed, policy=policy,
+                versions=package_versions(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra)
 
 
 def episode_name(index: int) -> str:

@@ -12,13 +12,19 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from collect.atari import ale_of, env_id_for, make_env
-from collect.episodes import EpisodeBuilder, episode_name, load_episode, next_index, remove_stale_temp_files
+from collect.episodes import (
+    EpisodeBuilder,
+    episode_name,
+    load_episode,
+    next_index,
+    recording_meta,
+    remove_stale_temp_files,
+)
 from collect.policies import POLICIES, make_policy
 from worldmodel.video import VIDEO_FORMATS, write_video
 
@@ -40,16 +46,6 @@ class RecordConfig:
 def episode_seed(base_seed: int, index: int) -> int:
     """A 31-bit seed for episode `index`, distinct across indices and base seeds."""
     return int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in ("neural-breakout", "ale-py", "gymnasium", "numpy"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 # Worker process state: one env and policy per process, made once.
@@ -76,17 +72,7 @@ def record_episode(index: int) -> dict:
     seed = episode_seed(config.seed, index)
     rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=seed)
-    meta = dict(
-        game=config.game,
-        env_id=env_id_for(config.game),
-        frameskip=4,
-        repeat_action_probability=0.0,
-        seed=seed,
-        policy=policy.name,
-        versions=package_versions(),
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    )
-    builder = EpisodeBuilder(meta)
+    builder = EpisodeBuilder(recording_meta(config.game, env_id_for(config.game), seed, policy.name))
     builder.reset(obs, lives=info["lives"], screen=ale.getScreen(), ram=ale.getRAM())
     terminated = truncated = False
     while not (terminated or truncated):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from collect.atari import ale_of, env_id_for, make_env
-from collect.episodes import EpisodeBuilder
-from collect.record import package_versions
+from collect.episodes import EpisodeBuilder, recording_meta
 from play.window import GameWindow
 
 
@@ -40,10 +38,7 @@ def play_real(config: PlayConfig) -> list[str]:
         obs, info = env.reset(seed=seed)
         builder = None
         if config.record:
-            meta = dict(game=config.game, env_id=env_id_for(config.game), frameskip=4, repeat_action_probability=0.0,
-                        seed=seed, policy="human", versions=package_versions(),
-                        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-            builder = EpisodeBuilder(meta)
+            builder = EpisodeBuilder(recording_meta(config.game, env_id_for(config.game), seed, "human"))
             builder.reset(obs, lives=info["lives"], screen=ale.getScreen(), ram=ale.getRAM())
         return obs, info, builder
 

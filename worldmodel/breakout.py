@@ -80,7 +80,7 @@ def _check_frame(frame: np.ndarray) -> None:
 
 
 def _read_digit(frame: np.ndarray, x0: int) -> int:
-    blocks = frame[DIGIT_TOP : DIGIT_TOP + 10 : 2, x0 : x0 + 12 : 4].any(axis=-1)  # (5, 3)
+    blocks = _lit(frame[DIGIT_TOP : DIGIT_TOP + 10 : 2, x0 : x0 + 12 : 4])  # (5, 3)
     code = int(np.packbits(blocks.ravel(), bitorder="big").view(">u2")[0]) >> 1
     value = _DIGIT_CODES.get(code)
     if value is None:  # generated frames may blur a digit: take the nearest glyph
@@ -89,9 +89,14 @@ def _read_digit(frame: np.ndarray, x0: int) -> int:
     return value
 
 
+def _lit(region: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixel is not black (channel OR is much faster than `.any(axis=-1)`)."""
+    return (region[..., 0] | region[..., 1] | region[..., 2]) != 0
+
+
 def parse_bricks(frame: np.ndarray) -> np.ndarray:
     """(6, 18) bool brick map: a cell is present when most of its pixels are lit."""
-    region = frame[BRICK_TOP:BRICK_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT].any(axis=-1)  # (36, 144)
+    region = _lit(frame[BRICK_TOP:BRICK_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT])  # (36, 144)
     lit = region.reshape(BRICK_ROWS, BRICK_H, BRICK_COLS, BRICK_W).sum(axis=(1, 3))
     return lit > (BRICK_H * BRICK_W) // 2
 
@@ -100,10 +105,10 @@ def parse_frame(frame: np.ndarray) -> FrameInfo:
     """Read ball, paddle, bricks, score and lives from an RGB frame (210, 160, 3) uint8."""
     _check_frame(frame)
     bricks = parse_bricks(frame)
-    field = frame[PLAYFIELD_TOP:PLAYFIELD_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT]  # (164, 144, 3)
+    field = frame[PLAYFIELD_TOP:PLAYFIELD_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT]  # (163, 144, 3)
     red = (field[..., 0] == RED[0]) & (field[..., 1] == RED[1]) & (field[..., 2] == RED[2])
 
-    lit = field.any(axis=-1)  # (164, 144)
+    lit = _lit(field)  # (163, 144)
 
     # Paddle: the widest run of columns that are red on all four paddle rows.
     paddle_rows = slice(PADDLE_TOP - PLAYFIELD_TOP, PADDLE_BOTTOM - PLAYFIELD_TOP)
