@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 import types
 import typing
 
@@ -98,9 +99,44 @@ def cmd_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_agent(args: argparse.Namespace) -> int:
+    from train.agent import AgentConfig, train_agent
+
+    config = config_from_args(AgentConfig, args)
+    if args.tiny:
+        config = AgentConfig.tiny(**{f.name: getattr(config, f.name) for f in dataclasses.fields(AgentConfig)
+                                     if f.name in ("out", "exploration", "seed")})
+    summary = train_agent(config, progress=not args.quiet)
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_agent_eval(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from train.agent import evaluate, load_agent
+
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+    q_net = load_agent(args.checkpoint)
+    start = time.time()
+    scores, _ = evaluate(q_net, args.episodes, seed=args.seed, epsilon=args.epsilon, max_steps=args.max_steps)
+    for i, score in enumerate(scores):
+        print(f"game {i + 1:3d}: {score:g}")
+    result = dict(mean_score=float(np.mean(scores)), std_score=float(np.std(scores)), min_score=float(np.min(scores)),
+                  max_score=float(np.max(scores)), episodes=len(scores), epsilon=args.epsilon, seed=args.seed,
+                  checkpoint=str(args.checkpoint), wall_s=round(time.time() - start, 1),
+                  policy=f"epsilon-greedy, epsilon {args.epsilon}, full games of 5 lives, FIRE at each life start")
+    print(f"mean {result['mean_score']:.1f} +- {result['std_score']:.1f} (min {result['min_score']:g}, "
+          f"max {result['max_score']:g}) over {len(scores)} games")
+    print(json.dumps(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from collect.record import RecordConfig
     from play.real import PlayConfig
+    from train.agent import AgentConfig
 
     parser = OneLineErrorParser(
         prog=PROG,
@@ -132,6 +168,30 @@ def build_parser() -> argparse.ArgumentParser:
                                    "each game as an episode (human demonstrations).")
     add_config_arguments(p, PlayConfig)
     p.set_defaults(func=cmd_play)
+
+    p = sub.add_parser("train", help="train a model", description="Train the agent or the models.")
+    train_sub = p.add_subparsers(dest="train_command", metavar="MODEL", required=True, parser_class=OneLineErrorParser)
+    q = train_sub.add_parser("agent", help="train the DQN collector agent on the real game",
+                             description="Double DQN with a dueling head, n-step returns and prioritized replay; "
+                                         "exploration by annealed Boltzmann temperature or by RND. Resumes from "
+                                         "OUT/checkpoint.pt; writes OUT/agent.pt, OUT/curve.json, OUT/log.jsonl.")
+    add_config_arguments(q, AgentConfig)
+    q.add_argument("--tiny", action="store_true", help="a few hundred steps with tiny networks (smoke test)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_train_agent)
+
+    p = sub.add_parser("agent", help="use a trained agent", description="Use a trained agent.")
+    agent_sub = p.add_subparsers(dest="agent_command", metavar="SUBCOMMAND", required=True,
+                                 parser_class=OneLineErrorParser)
+    q = agent_sub.add_parser("eval", help="play full games and report the score",
+                             description="Play full games (5 lives) epsilon-greedily and print each score, then mean, "
+                                         "std, min and max; the last line is JSON.")
+    q.add_argument("--checkpoint", required=True, help="agent checkpoint (agent.pt)")
+    q.add_argument("--episodes", type=int, default=30, help="games to play (default: 30)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the games (default: 0)")
+    q.add_argument("--epsilon", type=float, default=0.01, help="random-action probability (default: 0.01)")
+    q.add_argument("--max-steps", type=int, default=27_000, help="step cap per game (default: 27000)")
+    q.set_defaults(func=cmd_agent_eval)
     return parser
 
 
