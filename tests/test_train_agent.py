@@ -1,0 +1,87 @@
+"""The agent's training loop (tiny preset), resume, evaluation CLI, and checkpoint errors."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from collect.dqn import QNetwork, QNetworkConfig
+from train.agent import AgentConfig, export_agent, load_agent, select_actions, train_agent
+from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def cli(*args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "neural_breakout", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("exploration", ["temperature", "rnd"])
+def test_tiny_training_and_eval_cli(tmp_path, exploration):
+    out = tmp_path / "agent"
+    result = cli("train", "agent", "--tiny", "--exploration", exploration, "--out", str(out), "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 600 and summary["updates"] > 0 and summary["exploration"] == exploration
+    curve = json.loads((out / "curve.json").read_text())
+    assert curve and {"step", "wall_h", "cpu_h", "eval_mean"} <= set(curve[0])
+    assert (out / "log.jsonl").exists()
+
+    evaluation = cli("agent", "eval", "--checkpoint", str(out / "agent.pt"), "--episodes", "2", "--max-steps", "60")
+    assert evaluation.returncode == 0, evaluation.stderr
+    report = json.loads(evaluation.stdout.strip().splitlines()[-1])
+    assert report["episodes"] == 2 and {"mean_score", "std_score", "epsilon"} <= set(report)
+
+
+def test_resume_continues_from_checkpoint(tmp_path):
+    out = str(tmp_path / "agent")
+    first = train_agent(AgentConfig.tiny(out, steps=300), progress=False)
+    assert first["steps"] == 300
+    state = load_checkpoint(tmp_path / "agent" / "checkpoint.pt", "dqn-agent-training-state")
+    updates_before = state["state"]["counters"]["updates"]
+    second = train_agent(AgentConfig.tiny(out, steps=600), progress=False)
+    assert second["steps"] == 600
+    assert second["updates"] > updates_before
+    with pytest.raises(ValueError, match="was trained with width"):
+        train_agent(AgentConfig.tiny(out, steps=900, width=8), progress=False)
+
+
+def test_checkpoint_errors(tmp_path):
+    net = QNetwork(QNetworkConfig(width=4, hidden=16))
+    path = export_agent(net, AgentConfig.tiny(str(tmp_path), width=4, hidden=16), {"note": "test"}, tmp_path / "a.pt")
+    loaded = load_agent(path)
+    obs = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+    torch.testing.assert_close(loaded(obs), net(obs), atol=1e-2, rtol=1e-2)  # fp16 weights
+
+    other = save_checkpoint(tmp_path / "b.pt", "world-model", {"x": 1}, {})
+    with pytest.raises(CheckpointError, match="is a 'world-model' checkpoint, expected 'dqn-agent'"):
+        load_agent(other)
+    payload = torch.load(path, weights_only=False)
+    payload["format_version"] = 99
+    torch.save(payload, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="format version 99"):
+        load_agent(tmp_path / "c.pt")
+    payload["format_version"] = 1
+    payload["config"]["hidden"] = 32
+    torch.save(payload, tmp_path / "d.pt")
+    with pytest.raises(CheckpointError, match="weights do not fit QNetwork"):
+        load_agent(tmp_path / "d.pt")
+    (tmp_path / "e.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="e.pt: not a readable checkpoint"):
+        load_agent(tmp_path / "e.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_agent(tmp_path / "missing.pt")
+
+
+def test_exploration_schedules():
+    rng = np.random.default_rng(0)
+    q = torch.tensor([[0.0, 1.0, 0.0, 0.0]]).repeat(4000, 1)
+    cold = select_actions(q, AgentConfig(), progress=1.0, rng=rng)  # temperature 0.01: greedy
+    assert (cold == 1).mean() > 0.99
+    hot = select_actions(q, AgentConfig(temperature_end=1.0), progress=0.0, rng=rng)  # temperature 1
+    expected = np.exp([0, 1, 0, 0]) / np.exp([0, 1, 0, 0]).sum()
+    np.testing.assert_allclose(np.bincount(hot, minlength=4) / len(hot), expected, atol=0.03)
+    early = select_actions(q, AgentConfig(exploration="rnd"), progress=0.0, rng=rng)  # epsilon 1
+    assert 0.2 < (early == 0).mean() < 0.3
