@@ -85,3 +85,14 @@ def test_exploration_schedules():
     np.testing.assert_allclose(np.bincount(hot, minlength=4) / len(hot), expected, atol=0.03)
     early = select_actions(q, AgentConfig(exploration="rnd"), progress=0.0, rng=rng)  # epsilon 1
     assert 0.2 < (early == 0).mean() < 0.3
+
+
+def test_tiny_training_with_wandb_offline(tmp_path, monkeypatch):
+    """The wandb path (offline), including the evaluation GIF, must not break a run."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "agent"
+    summary = train_agent(AgentConfig.tiny(str(out), wandb=True), progress=False)
+    assert summary["steps"] == 600
+    assert list((out / "media").glob("eval-*.gif"))
+    assert (out / "wandb").is_dir()

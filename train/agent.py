@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from collect.agent_env import make_agent_env, newest_frame
 from collect.dqn import QNetwork, QNetworkConfig, RNDNetwork
 from collect.replay import PrioritizedReplay
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from worldmodel.video import write_video
 
 AGENT_KIND = "dqn-agent"
 TRAIN_STATE_KIND = "dqn-agent-training-state"
@@ -201,6 +203,7 @@ class Logger:
 
     def __init__(self, config: AgentConfig, out: Path, resume_id: str | None):
         self.file = open(out / "log.jsonl", "a")
+        self.out = out
         self.run = None
         if config.wandb:
             import os
@@ -218,9 +221,13 @@ class Logger:
         if self.run:
             payload = dict(metrics)
             if video is not None:
-                import wandb
+                try:  # a GIF file of our own: wandb needs moviepy for raw frames
+                    import wandb
 
-                payload["eval/game"] = wandb.Video(video[::2].transpose(0, 3, 1, 2), fps=15, format="gif")
+                    gif = write_video(self.out / "media" / f"eval-{step:09d}.gif", video[::2], fps=7.5)
+                    payload["eval/game"] = wandb.Video(str(gif), format="gif")
+                except Exception as exc:  # media must never stop a training run
+                    print(f"warning: evaluation GIF not logged ({type(exc).__name__}: {exc})")
             self.run.log(payload, step=step)
 
     def close(self) -> None:
@@ -331,6 +338,11 @@ def train_agent(config: AgentConfig, progress: bool = True) -> dict:
                desc=f"agent ({config.exploration})")
     update_debt = 0.0
     losses, q_means, intrinsic = [], [], []
+
+    def on_sigterm(signum, frame):  # `kill` saves a checkpoint like Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         while counters["step"] < config.steps:
             progress_fraction = counters["step"] / config.steps
@@ -402,11 +414,13 @@ def train_agent(config: AgentConfig, progress: bool = True) -> dict:
                 break
         checkpoint()
         export_agent(q_net, config, summary(), out / "agent.pt")
-    except KeyboardInterrupt:
+    except BaseException as exc:  # Ctrl-C, kill, or a bug: keep the progress made so far
         checkpoint()
-        bar.write(f"interrupted: checkpoint saved at step {counters['step']}; resume with the same command")
+        bar.write(f"stopped by {type(exc).__name__}: checkpoint saved at step {counters['step']}; "
+                  f"resume with the same command")
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
         bar.close()
         envs.close()
         logger.close()
