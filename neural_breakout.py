@@ -111,6 +111,36 @@ def cmd_train_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_world_model(args: argparse.Namespace) -> int:
+    from train.world_model import WorldModelTrainConfig, train_world_model
+
+    config = config_from_args(WorldModelTrainConfig, args)
+    if args.tiny:
+        config = WorldModelTrainConfig.tiny(config.data, config.out, max_episodes=config.max_episodes or 4,
+                                            holdout_every=min(config.holdout_every, 2))
+    summary = train_world_model(config, progress=not args.quiet)
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("training_config", "held_out_episodes")}))
+    return 0
+
+
+def cmd_evaluate_world_model(args: argparse.Namespace) -> int:
+    from train.evaluate import EvaluateConfig, evaluate_world_model
+
+    config = config_from_args(EvaluateConfig, args)
+    report = evaluate_world_model(config)
+    one, roll, speed = report["one_step"], report["rollouts"], report["speed"]
+    print(f"1-step on {one['transitions']} held-out transitions: PSNR {one['psnr']:.2f} dB "
+          f"(copy-last {one['psnr_copy_last']:.2f}), ball within 1 px {100 * one['ball_within_1px']:.1f}%, "
+          f"paddle within 1 px {100 * one['paddle_within_1px']:.1f}%, bricks exact {100 * one['bricks_exact']:.1f}%")
+    print(f"rollouts ({roll['segments']} segments): median ball-tracking horizon "
+          f"{roll['median_ball_tracking_horizon']:g} steps, bricks exact over 16 steps "
+          f"{100 * (roll['bricks_exact_16_steps'] or 0):.1f}%, delta-PSNR at t=4 {roll['delta_psnr_t4']:.2f} dB")
+    print(f"speed: predict {speed['predict_steps_per_s']:.0f} steps/s at batch 1, emulator "
+          f"{speed['emulator_steps_per_s']:.0f} steps/s (ratio {speed['ratio']:.3f})")
+    print(f"wrote {config.out}/report.json, metrics.png and rollout GIFs")
+    return 0
+
+
 def cmd_agent_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -133,10 +163,25 @@ def cmd_agent_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent_export(args: argparse.Namespace) -> int:
+    from train.agent import export_from_run
+
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+    path, evaluation = export_from_run(args.run, args.out, episodes=args.episodes, seed=args.seed,
+                                       epsilon=args.epsilon, max_steps=args.max_steps)
+    print(f"wrote {path}: mean {evaluation['mean_score']:.1f} +- {evaluation['std_score']:.1f} "
+          f"over {evaluation['episodes']} games")
+    print(json.dumps({k: v for k, v in evaluation.items() if k != "scores"}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from collect.record import RecordConfig
     from play.real import PlayConfig
     from train.agent import AgentConfig
+    from train.evaluate import EvaluateConfig
+    from train.world_model import WorldModelTrainConfig
 
     parser = OneLineErrorParser(
         prog=PROG,
@@ -180,6 +225,27 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_train_agent)
 
+    q = train_sub.add_parser("world-model", help="train the latent action model and its decoder, the world model",
+                             description="Train on recorded episodes (every --holdout-every-th episode is held out). "
+                                         "Resumes from OUT/checkpoint.pt; writes OUT/world_model.pt, OUT/log.jsonl "
+                                         "and held-out image strips and rollout GIFs under OUT/media.")
+    add_config_arguments(q, WorldModelTrainConfig)
+    q.add_argument("--tiny", action="store_true", help="a few updates of a tiny model (smoke test)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_train_world_model)
+
+    p = sub.add_parser("evaluate", help="evaluate a model against the real game",
+                       description="Evaluate against the real game on held-out episodes.")
+    eval_sub = p.add_subparsers(dest="evaluate_command", metavar="MODEL", required=True,
+                                parser_class=OneLineErrorParser)
+    q = eval_sub.add_parser("world-model", help="1-step, open-loop rollout, controllability and speed metrics",
+                            description="DESIGN's protocol on the checkpoint's held-out episodes: 1-step metrics, "
+                                        "open-loop rollouts with latents inferred from the real video, delta-PSNR "
+                                        "at t=4, predict speed next to the emulator. Writes OUT/report.json, "
+                                        "OUT/metrics.png and side-by-side GIFs (real | generated | difference).")
+    add_config_arguments(q, EvaluateConfig)
+    q.set_defaults(func=cmd_evaluate_world_model)
+
     p = sub.add_parser("agent", help="use a trained agent", description="Use a trained agent.")
     agent_sub = p.add_subparsers(dest="agent_command", metavar="SUBCOMMAND", required=True,
                                  parser_class=OneLineErrorParser)
@@ -192,6 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--epsilon", type=float, default=0.01, help="random-action probability (default: 0.01)")
     q.add_argument("--max-steps", type=int, default=27_000, help="step cap per game (default: 27000)")
     q.set_defaults(func=cmd_agent_eval)
+    q = agent_sub.add_parser("export", help="export a training run's latest network as a small agent checkpoint",
+                             description="Read RUN/checkpoint.pt (a run of `train agent`, finished or not), play "
+                                         "--episodes full games, and write the Q-network (fp16) with steps, wall "
+                                         "and CPU time, learning curve and that evaluation as its metadata.")
+    q.add_argument("--run", required=True, help="folder of a `train agent` run (holds checkpoint.pt)")
+    q.add_argument("--out", default="checkpoints/agent.pt", help="file to write (default: checkpoints/agent.pt)")
+    q.add_argument("--episodes", type=int, default=30, help="evaluation games (default: 30)")
+    q.add_argument("--seed", type=int, default=0, help="seed of the evaluation games (default: 0)")
+    q.add_argument("--epsilon", type=float, default=0.01, help="random-action probability (default: 0.01)")
+    q.add_argument("--max-steps", type=int, default=27_000, help="step cap per game (default: 27000)")
+    q.set_defaults(func=cmd_agent_export)
     return parser
 
 

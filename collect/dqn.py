@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from worldmodel.checkpoint import load_checkpoint, load_weights
+
+AGENT_KIND = "dqn-agent"
 
 
 @dataclass(frozen=True)
@@ -66,3 +71,12 @@ class RNDNetwork(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         assert frames.shape[1:] == (1, 84, 84), f"expected (B, 1, 84, 84), got {frames.shape}"
         return self.net(frames)
+
+
+def load_agent(path: str | Path) -> QNetwork:
+    """The Q-network of an agent checkpoint (`agent export` or `train agent` writes one), in eval mode."""
+    payload = load_checkpoint(path, AGENT_KIND)
+    q_net = QNetwork(QNetworkConfig(**payload["config"]))
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["state"]["weights"].items()}
+    load_weights(q_net, weights, path)
+    return q_net.eval()

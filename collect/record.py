@@ -32,7 +32,16 @@ from worldmodel.video import VIDEO_FORMATS, write_video
 @dataclass(frozen=True)
 class RecordConfig:
     out: str = field(metadata={"help": "folder to write episodes into (created if missing)", "positional": False})
-    policy: str = field(default="random", metadata={"help": "policy that plays", "choices": tuple(POLICIES)})
+    policy: str = field(default="random", metadata={"help": "policy that plays", "choices": POLICIES})
+    checkpoint: str | None = field(default=None, metadata={"help": "agent checkpoint for --policy agent "
+                                                                   "(for example checkpoints/agent.pt)"})
+    random_fraction: float = field(default=0.0, metadata={
+        "help": "share of whole episodes played by the uniform random policy instead of --policy"})
+    tracker_fraction: float = field(default=0.0, metadata={
+        "help": "share of whole episodes played by the scripted ball tracker instead of --policy "
+                "(it reaches late-game states, few bricks left)"})
+    epsilon: float = field(default=0.0, metadata={
+        "help": "share of random actions mixed into the steps of non-random episodes"})
     episodes: int = field(default=10, metadata={"help": "number of episodes to record"})
     seed: int = field(default=0, metadata={"help": "base seed; episode i uses a seed derived from (seed, i)"})
     workers: int = field(default=2, metadata={"help": "worker processes (one emulator each)"})
@@ -52,31 +61,58 @@ def episode_seed(base_seed: int, index: int) -> int:
 _worker: dict = {}
 
 
+def episode_policy(config: RecordConfig, seed: int) -> str:
+    """Which policy plays the episode with this seed: random, tracker or `config.policy`."""
+    u = np.random.default_rng([seed, 1]).random()
+    if u < config.random_fraction:
+        return "random"
+    if u < config.random_fraction + config.tracker_fraction:
+        return "tracker"
+    return config.policy
+
+
 def _init_worker(config: RecordConfig, first_index: int, subprocess: bool = True) -> None:
     if subprocess:
         def stop(signum, frame):  # let `finally` blocks remove temp files when the pool is terminated
             sys.exit(1)
 
         signal.signal(signal.SIGTERM, stop)
+        if config.policy == "agent":
+            import torch
+
+            torch.set_num_threads(1)  # one core per worker
     _worker["first_index"] = first_index
     _worker["env"] = make_env(config.game, max_episode_steps=config.max_steps)
-    _worker["policy"] = make_policy(config.policy)
+    _worker["policies"] = {}
     _worker["config"] = config
+
+
+def _policy(name: str, config: RecordConfig):
+    if name not in _worker["policies"]:
+        _worker["policies"][name] = make_policy(name, config.checkpoint)
+    return _worker["policies"][name]
 
 
 def record_episode(index: int) -> dict:
     """Play one episode with episode index `index` and write it; returns a summary."""
     config: RecordConfig = _worker["config"]
-    env, policy = _worker["env"], _worker["policy"]
+    env = _worker["env"]
     ale = ale_of(env)
     seed = episode_seed(config.seed, index)
+    name = episode_policy(config, seed)
+    policy = _policy(name, config)
+    policy.reset()
+    epsilon = config.epsilon if name != "random" else 0.0
+    label = name + (f" (epsilon {epsilon:g})" if epsilon else "")
     rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=seed)
-    builder = EpisodeBuilder(recording_meta(config.game, env_id_for(config.game), seed, policy.name))
+    builder = EpisodeBuilder(recording_meta(config.game, env_id_for(config.game), seed, label))
     builder.reset(obs, lives=info["lives"], screen=ale.getScreen(), ram=ale.getRAM())
     terminated = truncated = False
     while not (terminated or truncated):
-        action = policy.act(obs, rng)
+        action = policy.act(obs, rng, info)  # the policy's state follows every frame, even when overridden
+        if epsilon and rng.random() < epsilon:
+            action = int(rng.integers(env.action_space.n))
         obs, reward, terminated, truncated, info = env.step(action)
         builder.step(action, reward, obs, lives=info["lives"], screen=ale.getScreen(), ram=ale.getRAM())
     path = builder.save(config.out, terminated=terminated, truncated=truncated, index=index)
@@ -94,7 +130,14 @@ def record(config: RecordConfig, progress: bool = True) -> list[dict]:
         raise ValueError(f"--episodes must be at least 1, got {config.episodes}")
     if config.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {config.workers}")
-    make_policy(config.policy)  # fail fast on an unknown policy
+    for name, value in (("random-fraction", config.random_fraction), ("tracker-fraction", config.tracker_fraction),
+                        ("epsilon", config.epsilon)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"--{name} must be between 0 and 1, got {value}")
+    if config.random_fraction + config.tracker_fraction > 1.0:
+        raise ValueError("--random-fraction and --tracker-fraction add up to more than 1")
+    if config.policy != "agent" or config.random_fraction + config.tracker_fraction < 1.0:
+        make_policy(config.policy, config.checkpoint)  # fail fast: unknown policy, missing or wrong checkpoint
     env_id_for(config.game)  # and on an unknown game
     out = Path(config.out)
     if out.exists() and not out.is_dir():
@@ -131,6 +174,8 @@ def record(config: RecordConfig, progress: bool = True) -> list[dict]:
                 try:
                     for result in pool.imap_unordered(record_episode, indices):
                         on_result(result)
+                    pool.close()  # a clean exit: workers finish instead of being terminated
+                    pool.join()
                 except BaseException:
                     pool.terminate()
                     raise

@@ -33,6 +33,23 @@ def test_tiny_training_and_eval_cli(tmp_path, exploration):
     assert evaluation.returncode == 0, evaluation.stderr
     report = json.loads(evaluation.stdout.strip().splitlines()[-1])
     assert report["episodes"] == 2 and {"mean_score", "std_score", "epsilon"} <= set(report)
+    if exploration != "temperature":
+        return
+    # export the run's latest network with its evaluation as metadata, then record with it
+    exported = tmp_path / "shipped.pt"
+    result = cli("agent", "export", "--run", str(out), "--out", str(exported), "--episodes", "2", "--max-steps", "50")
+    assert result.returncode == 0, result.stderr
+    summary = load_checkpoint(exported, "dqn-agent")["summary"]
+    assert summary["steps"] == 600 and summary["evaluation"]["episodes"] == 2 and len(summary["curve"]) >= 1
+    assert "train agent --exploration temperature" in summary["training_command"]
+    data = tmp_path / "data"
+    result = cli("record", "--policy", "agent", "--checkpoint", str(exported), "--random-fraction", "0.3",
+                 "--tracker-fraction", "0.3", "--epsilon", "0.1", "--episodes", "6", "--max-steps", "40",
+                 "--out", str(data), "--quiet")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(cli("data", "info", str(data), "--json").stdout)
+    assert info["episodes"] == 6 and sum(info["policies"].values()) == 6
+    assert set(info["policies"]) <= {"random", "agent (epsilon 0.1)", "tracker (epsilon 0.1)"}
 
 
 def test_resume_continues_from_checkpoint(tmp_path):

@@ -24,12 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from collect.agent_env import make_agent_env, newest_frame
-from collect.dqn import QNetwork, QNetworkConfig, RNDNetwork
+from collect.dqn import AGENT_KIND, QNetwork, QNetworkConfig, RNDNetwork, load_agent
 from collect.replay import PrioritizedReplay
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.video import write_video
 
-AGENT_KIND = "dqn-agent"
 TRAIN_STATE_KIND = "dqn-agent-training-state"
 
 
@@ -242,12 +241,26 @@ def export_agent(q_net: QNetwork, config: AgentConfig, summary: dict, path: str 
     return save_checkpoint(path, AGENT_KIND, config.q_config, dict(weights=weights), summary)
 
 
-def load_agent(path: str | Path) -> QNetwork:
-    payload = load_checkpoint(path, AGENT_KIND)
-    q_net = QNetwork(QNetworkConfig(**payload["config"]))
-    weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["state"]["weights"].items()}
-    load_weights(q_net, weights, path)
-    return q_net.eval()
+def export_from_run(run: str | Path, path: str | Path, episodes: int = 30, seed: int = 0,
+                    epsilon: float = 0.01, max_steps: int = 27_000) -> tuple[Path, dict]:
+    """Export the Q-network of a training run's latest checkpoint, with an evaluation over `episodes`
+    full games stored in its summary (steps, wall and CPU time, learning curve, evaluation)."""
+    state_path = Path(run) / "checkpoint.pt"
+    payload = load_checkpoint(state_path, TRAIN_STATE_KIND)
+    config = AgentConfig(**payload["config"])
+    q_net = QNetwork(config.q_config)
+    load_weights(q_net, payload["state"]["q"], state_path)
+    q_net.eval()
+    start = time.time()
+    scores, _ = evaluate(q_net, episodes, seed=seed, epsilon=epsilon, max_steps=max_steps)
+    evaluation = dict(mean_score=float(np.mean(scores)), std_score=float(np.std(scores)),
+                      min_score=float(np.min(scores)), max_score=float(np.max(scores)), episodes=episodes,
+                      seed=seed, epsilon=epsilon, scores=scores, wall_s=round(time.time() - start, 1),
+                      policy=f"epsilon-greedy, epsilon {epsilon}, full games of 5 lives, FIRE at each life start")
+    summary = dict(payload["summary"], evaluation=evaluation, curve=payload["state"]["curve"],
+                   training_command=f"neural-breakout train agent --exploration {config.exploration} "
+                                    f"--steps {config.steps} --out {config.out}", training_config=payload["config"])
+    return export_agent(q_net, config, summary, path), evaluation
 
 
 def train_agent(config: AgentConfig, progress: bool = True) -> dict:

@@ -1,0 +1,167 @@
+"""The latent action model and world model: shapes, gradients, the RGB API, checkpoints, the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from test_cli import run
+from train.world_model import WorldModelTrainConfig, export_world_model, split_episodes
+from worldmodel.checkpoint import CheckpointError, save_checkpoint
+from worldmodel.colors import ColorTable
+from worldmodel.errors import NeuralBreakoutError
+from worldmodel.lam import one_hot_blocks
+from worldmodel.world_model import WorldModel, WorldModelConfig, load_world_model
+
+COLORS = ((0, 0, 0), (142, 142, 142), (200, 72, 72), (66, 72, 200))
+
+
+def tiny_model(context=2, codes=4) -> WorldModel:
+    torch.manual_seed(0)
+    return WorldModel(WorldModelConfig(colors=COLORS, context=context, codes=codes, widths=(8, 16, 32),
+                                       encoder_width=8))
+
+
+def test_one_hot_blocks_matches_pixel_unshuffle():
+    ids = torch.randint(0, 5, (2, 3, 210, 160), dtype=torch.uint8)
+    x = torch.zeros(2, 3, 5, 212, 160)
+    x[..., :210, :].scatter_(2, ids.long().unsqueeze(2), 1.0)
+    x[:, :, 0, 210:, :] = 1.0  # the padding rows read as class 0
+    expected = F.pixel_unshuffle(x.view(2, 15, 212, 160), 4)
+    assert torch.equal(one_hot_blocks(ids, 5), expected)
+
+
+def test_color_table_round_trip_and_unknown_colour():
+    table = ColorTable(COLORS)
+    ids = np.random.default_rng(0).integers(0, len(COLORS), size=(3, 210, 160)).astype(np.uint8)
+    assert np.array_equal(table.to_ids(table.to_rgb(ids)), ids)
+    frame = table.to_rgb(ids[0]).copy()
+    frame[5, 5] = (1, 2, 3)
+    with pytest.raises(NeuralBreakoutError, match="#010203"):
+        table.to_ids(frame)
+
+
+@pytest.mark.parametrize("context", [1, 2, 4])
+def test_shapes_loss_and_gradients_reach_every_parameter(context):
+    model = tiny_model(context)
+    ids = torch.randint(0, len(COLORS), (3, context + 1, 210, 160), dtype=torch.uint8)
+    loss, metrics = model.loss(ids[:, :-1], ids[:, -1])
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert {"recon", "vq", "perplexity", "codes_used", "changed_pixel_error"} <= set(metrics)
+    loss.backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert no_grad == []
+    logits = model.decoder(ids[:, :-1], model.encoder.vq.lookup(torch.zeros(3, dtype=torch.long)))
+    assert logits.shape == (3, len(COLORS), 210, 160)
+
+
+def test_untrained_model_starts_as_copy_last_frame():
+    model = tiny_model().eval()
+    ids = torch.randint(0, len(COLORS), (2, 2, 210, 160), dtype=torch.uint8)
+    predicted = model.predict_ids(ids, torch.tensor([0, 1]))
+    assert (predicted == ids[:, -1]).float().mean() > 0.99
+
+
+def test_rgb_api_shapes_batches_and_errors():
+    model = tiny_model().eval()
+    table = ColorTable(COLORS)
+    frames = table.to_rgb(np.random.default_rng(1).integers(0, 4, size=(3, 210, 160)).astype(np.uint8))
+    z = model.infer_latent(frames[:2], frames[2])
+    assert isinstance(z, int) and 0 <= z < 4
+    frame = model.predict(frames[:2], z)
+    assert frame.shape == (210, 160, 3) and frame.dtype == np.uint8
+    batch = model.predict(np.stack([frames[:2], frames[1:]]), np.array([0, 3]))
+    assert batch.shape == (2, 210, 160, 3)
+    assert model.infer_latent(np.stack([frames[:2]] * 2), np.stack([frames[2]] * 2)).shape == (2,)
+    with pytest.raises(NeuralBreakoutError, match="context must be"):
+        model.predict(frames, 0)  # 3 context frames for a 2-frame model
+    with pytest.raises(NeuralBreakoutError, match="latent action must be in 0..3"):
+        model.predict(frames[:2], 4)
+
+
+def test_vq_resets_dead_codes():
+    model = tiny_model(codes=4)
+    vq = model.encoder.vq
+    vq.dead_after = 2
+    before = vq.codebook.detach().clone()
+    z = torch.randn(8, vq.codebook.shape[1])
+    z[:] = vq.codebook.detach()[0] * 10  # every input picks code 0
+    for _ in range(3):
+        vq(z)
+    moved = (vq.codebook.detach() - before).abs().sum(dim=1) > 0
+    assert moved[1:].all() and not moved[0]
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    model = tiny_model().eval()
+    path = export_world_model(model, dict(steps=1), tmp_path / "wm.pt")
+    loaded = load_world_model(path)
+    ids = torch.randint(0, 4, (1, 2, 210, 160), dtype=torch.uint8)
+    assert torch.equal(loaded.predict_ids(ids, torch.tensor([1])), model.predict_ids(ids, torch.tensor([1])))
+    assert loaded.config == model.config and loaded.summary == dict(steps=1)
+    save_checkpoint(tmp_path / "other.pt", "dqn-agent", dict(width=1), {})
+    with pytest.raises(CheckpointError, match="is a 'dqn-agent' checkpoint"):
+        load_world_model(tmp_path / "other.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_world_model(tmp_path / "bad.pt")
+    payload = torch.load(path, weights_only=False)
+    payload["config"]["widths"] = [16, 16, 32]
+    torch.save(payload, tmp_path / "shape.pt")
+    with pytest.raises(CheckpointError, match="weights do not fit"):
+        load_world_model(tmp_path / "shape.pt")
+
+
+def test_split_is_by_episode():
+    paths = [f"episode-{i:06d}.npz" for i in range(25)]
+    train, held = split_episodes(paths, 10)
+    assert held == ["episode-000000.npz", "episode-000010.npz", "episode-000020.npz"]
+    assert not set(train) & set(held) and len(train) + len(held) == 25
+    with pytest.raises(ValueError, match="at least 2 episodes"):
+        split_episodes(paths[:1], 10)
+
+
+@pytest.fixture(scope="module")
+def episodes_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wm-data")
+    result = run("record", "--episodes", "4", "--policy", "tracker", "--max-steps", "40", "--out", str(out),
+                 "--quiet")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_train_resume_and_evaluate_cli(episodes_dir, tmp_path):
+    out = tmp_path / "wm"
+    result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(out), "--tiny", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == WorldModelTrainConfig.tiny("d", "o").steps
+    assert summary["train_episodes"] == 2 and summary["held_out_transitions"] > 0
+    model = load_world_model(out / "world_model.pt")
+    assert model.summary["held_out_episodes"] == ["episode-000000.npz", "episode-000002.npz"]
+    assert (out / "media").is_dir() and list((out / "media").glob("rollout-*.gif"))
+    # a longer run in the same folder resumes from the checkpoint
+    result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(out), "--max-episodes", "4",
+                 "--holdout-every", "2", "--steps", "8", "--batch-size", "2", "--width", "8", "--warmup", "2",
+                 "--no-wandb", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "resuming from" in result.stdout and json.loads(result.stdout.strip().splitlines()[-1])["steps"] == 8
+    # other settings in the same folder are refused
+    result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(out), "--max-episodes", "4",
+                 "--holdout-every", "2", "--steps", "9", "--width", "16", "--no-wandb", "--quiet")
+    assert result.returncode == 2 and "width=8" in result.stderr
+    report_dir = tmp_path / "eval"
+    result = run("evaluate", "world-model", "--data", str(episodes_dir), "--checkpoint", str(out / "world_model.pt"),
+                 "--out", str(report_dir), "--transitions", "10", "--segments", "3", "--horizon", "6", "--gifs", "1")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["one_step"]["transitions"] == 10 and 0 <= report["one_step"]["bricks_exact"] <= 1
+    assert report["rollouts"]["segments"] >= 1 and report["speed"]["predict_steps_per_s"] > 0
+    assert (report_dir / "metrics.png").stat().st_size > 0 and (report_dir / "rollout-0.gif").exists()
+
+
+def test_train_bad_data_folder(tmp_path):
+    result = run("train", "world-model", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--tiny")
+    assert result.returncode == 2 and "missing" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,340 @@
+"""Train the latent action model and its decoder, the world model, on recorded episodes.
+
+    neural-breakout train world-model --data data/breakout --out runs/world-model
+
+Episodes are split by episode: every `holdout_every`-th one (in file order, the first included) is
+held out for evaluation and never trained on. Resumes from `OUT/checkpoint.pt` after a kill; writes
+`OUT/world_model.pt` (the inference checkpoint), `OUT/log.jsonl` and wandb logs (offline by
+default) with image strips and rollout GIFs of held-out episodes.
+
+Rollout stability: with probability `unroll` a batch's newest context frame is replaced by the
+model's own prediction of it (latent inferred from the real video, no gradient), so the model learns
+to continue from its own outputs (DESIGN's lessons: autoregressive rollouts drift otherwise).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from worldmodel.colors import ColorTable
+from worldmodel.frames import FrameStore
+from worldmodel.world_model import WORLD_MODEL_KIND, WorldModel, WorldModelConfig
+
+TRAIN_STATE_KIND = "world-model-training-state"
+
+
+@dataclass(frozen=True)
+class WorldModelTrainConfig:
+    data: str = field(metadata={"help": "folder of recorded episodes (neural-breakout record)"})
+    out: str = field(default="runs/world-model", metadata={"help": "folder for checkpoints and logs"})
+    steps: int = field(default=30_000, metadata={"help": "gradient updates"})
+    batch_size: int = field(default=24, metadata={"help": "transitions per update"})
+    lr: float = field(default=1e-3, metadata={"help": "peak AdamW learning rate (cosine decay to 5%)"})
+    warmup: int = field(default=300, metadata={"help": "linear warm-up updates"})
+    context: int = field(default=2, metadata={"help": "context frames"})
+    codes: int = field(default=8, metadata={"help": "latent actions in the codebook"})
+    latent_dim: int = field(default=16, metadata={"help": "width of a latent code vector"})
+    width: int = field(default=32, metadata={"help": "decoder channels at the finest level (x2, x4 below)"})
+    unroll: float = field(default=0.25, metadata={"help": "share of batches whose newest context frame is the "
+                                                          "model's own prediction"})
+    holdout_every: int = field(default=10, metadata={"help": "every n-th episode is held out"})
+    max_episodes: int | None = field(default=None, metadata={"help": "use only the first N episodes"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation and sampling"})
+    threads: int = field(default=2, metadata={"help": "torch threads"})
+    log_every: int = field(default=100, metadata={"help": "updates between logged averages"})
+    media_every: int = field(default=2_500, metadata={"help": "updates between held-out image strips and GIFs"})
+    checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between training checkpoints"})
+    max_minutes: float | None = field(default=None, metadata={"help": "stop (with a checkpoint) after this wall time"})
+    wandb: bool = field(default=True, metadata={"help": "log to wandb (offline unless WANDB_MODE says otherwise)"})
+
+    def model_config(self, colors: tuple) -> WorldModelConfig:
+        w = self.width
+        return WorldModelConfig(colors=colors, context=self.context, codes=self.codes, latent_dim=self.latent_dim,
+                                widths=(w, 2 * w, 4 * w), encoder_width=w)
+
+    @classmethod
+    def tiny(cls, data: str, out: str, **overrides) -> "WorldModelTrainConfig":
+        base = dict(data=data, out=out, steps=6, batch_size=2, width=8, warmup=2, log_every=2, media_every=4,
+                    checkpoint_minutes=0.0, wandb=False)
+        return cls(**{**base, **overrides})
+
+
+def split_episodes(paths: list[Path], holdout_every: int) -> tuple[list[Path], list[Path]]:
+    """(training, held-out): every `holdout_every`-th episode, the first included, is held out."""
+    held = [p for i, p in enumerate(paths) if i % holdout_every == 0]
+    train = [p for i, p in enumerate(paths) if i % holdout_every != 0]
+    if not train or not held:
+        raise ValueError(f"need at least 2 episodes to split one in {holdout_every} for evaluation, "
+                         f"got {len(paths)}")
+    return train, held
+
+
+def read_episode(path: Path):
+    from collect.episodes import load_episode
+
+    episode = load_episode(path)
+    return episode.palette, episode.frame_indices, episode.actions, episode.lives
+
+
+def load_split(config: WorldModelTrainConfig, table: ColorTable | None = None, progress: bool = True,
+               held_out_only: bool = False) -> tuple[FrameStore | None, FrameStore]:
+    from collect.episodes import list_episodes
+
+    paths = list_episodes(config.data)
+    if not paths:
+        raise FileNotFoundError(f"{config.data}: no episode files (episode-*.npz) in this folder")
+    if config.max_episodes:
+        paths = paths[:config.max_episodes]
+    train_paths, held_paths = split_episodes(paths, config.holdout_every)
+    train = None if held_out_only else FrameStore.load(train_paths, read_episode, table, progress)
+    held = FrameStore.load(held_paths, read_episode, table if table else train.table, progress)
+    return train, held
+
+
+def lr_at(step: int, config: WorldModelTrainConfig) -> float:
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def sample_batch(store: FrameStore, model: WorldModel, config: WorldModelTrainConfig, rng: np.random.Generator,
+                 unroll: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    index = rng.integers(len(store), size=config.batch_size)
+    start = store.starts[index]
+    k = config.context
+    if not unroll:
+        return torch.from_numpy(store.context(start, k)), torch.from_numpy(store.frames[start + 1])
+    # Replace the newest context frame with the model's prediction of it from the frames before.
+    first = store.offsets[store.episode_of_frame[start]]
+    has_previous = start > first
+    previous = np.where(has_previous, start - 1, start)
+    context_before = torch.from_numpy(store.context(previous, k))
+    real_last = torch.from_numpy(store.frames[start])
+    model.eval()
+    with torch.no_grad():
+        latent = model.infer_latent_ids(context_before, real_last)
+        generated = model.predict_ids(context_before, latent)
+    model.train()
+    context = torch.from_numpy(store.context(start, k))
+    context[:, -1] = torch.where(torch.from_numpy(has_previous)[:, None, None], generated, context[:, -1])
+    return context, torch.from_numpy(store.frames[start + 1])
+
+
+@torch.no_grad()
+def held_out_media(model: WorldModel, store: FrameStore, rng: np.random.Generator, horizon: int = 48
+                   ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """An image strip (rows: last context | real next | predicted next | difference) of 4 held-out
+    transitions, a rollout (real | generated) over `horizon` steps with latents inferred from the
+    real video, and 1-step metrics on 64 held-out transitions."""
+    model.eval()
+    k = model.context_length
+    index = rng.integers(len(store), size=64)
+    context, target = store.batch(index, k)
+    context_t, target_t = torch.from_numpy(context), torch.from_numpy(target)
+    latent = model.infer_latent_ids(context_t, target_t)
+    predicted = model.predict_ids(context_t, latent).numpy()
+    wrong = predicted != target
+    changed = target != context[:, -1]
+    metrics = dict(pixel_error=float(wrong.mean()),
+                   changed_pixel_error=float((wrong & changed).sum() / max(1, changed.sum())),
+                   copy_last_changed_error=1.0)
+    rgb = model.table.to_rgb
+    rows = [np.concatenate(list(rgb(x[:4])), axis=1) for x in (context[:, -1], target, predicted)]
+    rows.append(np.where((predicted[:4] != target[:4])[..., None], 255, 0).astype(np.uint8).repeat(3, -1)
+                .transpose(1, 0, 2, 3).reshape(210, -1, 3))
+    strip = np.concatenate(rows, axis=0)
+    # rollout from the start of a held-out episode segment
+    episode = int(rng.integers(len(store.names)))
+    begin, end = store.offsets[episode], store.offsets[episode + 1]
+    start = int(begin + rng.integers(max(1, end - begin - horizon - 1)))
+    frames = store.frames
+    generated = [frames[i] for i in range(max(begin, start - k + 1), start + 1)]
+    while len(generated) < k:
+        generated.insert(0, generated[0])
+    video = []
+    for t in range(start, min(end - 1, start + horizon)):
+        real_context = torch.from_numpy(store.context(np.array([t]), k))
+        z = model.infer_latent_ids(real_context, torch.from_numpy(frames[t + 1][None]))
+        nxt = model.predict_ids(torch.from_numpy(np.stack(generated[-k:])[None]), z)[0].numpy()
+        generated.append(nxt)
+        video.append(np.concatenate([rgb(frames[t + 1]), np.full((210, 4, 3), 255, np.uint8), rgb(nxt)], axis=1))
+    model.train()
+    return strip, np.stack(video), metrics
+
+
+class Logger:
+    """JSON lines always; wandb (offline by default) with images and GIFs when enabled."""
+
+    def __init__(self, config: WorldModelTrainConfig, out: Path, resume_id: str | None):
+        self.file = open(out / "log.jsonl", "a")
+        self.out = out
+        self.run = None
+        if config.wandb:
+            import os
+
+            os.environ.setdefault("WANDB_MODE", "offline")
+            import wandb
+
+            self.run = wandb.init(project="neural-breakout", job_type="world-model", dir=str(out),
+                                  config=dataclasses.asdict(config), id=resume_id, resume="allow")
+        self.id = self.run.id if self.run else None
+
+    def log(self, metrics: dict, step: int, strip: np.ndarray | None = None, video: np.ndarray | None = None) -> None:
+        self.file.write(json.dumps(dict(step=step, **metrics)) + "\n")
+        self.file.flush()
+        from worldmodel.video import write_video
+
+        paths = {}
+        if strip is not None:
+            from PIL import Image
+
+            paths["strip"] = self.out / "media" / f"strip-{step:07d}.png"
+            paths["strip"].parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(strip).save(paths["strip"])
+        if video is not None:
+            paths["rollout"] = write_video(self.out / "media" / f"rollout-{step:07d}.gif", video, fps=15)
+        if self.run:
+            payload = dict(metrics)
+            try:
+                import wandb
+
+                if "strip" in paths:
+                    payload["held_out/strip"] = wandb.Image(str(paths["strip"]),
+                                                            caption="last context | real next | predicted | wrong pixels")
+                if "rollout" in paths:
+                    payload["held_out/rollout"] = wandb.Video(str(paths["rollout"]), format="gif")
+            except Exception as exc:  # media must never stop a training run
+                print(f"warning: media not logged ({type(exc).__name__}: {exc})")
+            self.run.log(payload, step=step)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.run:
+            self.run.finish()
+
+
+def export_world_model(model: WorldModel, summary: dict, path: str | Path) -> Path:
+    return save_checkpoint(path, WORLD_MODEL_KIND, model.config, dict(weights=model.state_dict()), summary)
+
+
+def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> dict:
+    """Train until `config.steps` updates; returns the summary stored in the checkpoint."""
+    from tqdm import tqdm
+
+    torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "checkpoint.pt"
+    saved = load_checkpoint(state_path, TRAIN_STATE_KIND) if state_path.exists() else None
+    table = None
+    if saved:
+        for key in ("context", "codes", "latent_dim", "width", "holdout_every", "max_episodes"):
+            if saved["config"][key] != getattr(config, key):
+                raise ValueError(f"{state_path}: was trained with {key}={saved['config'][key]!r}, not "
+                                 f"{getattr(config, key)!r}; use another --out or the same setting")
+        table = ColorTable(saved["state"]["colors"])
+    train, held = load_split(config, table, progress)
+    torch.manual_seed(config.seed)
+    model = WorldModel(config.model_config(train.table.colors))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    rng = np.random.default_rng(config.seed)
+    counters = dict(step=0, wall_s=0.0, cpu_s=0.0)
+    wandb_id = None
+    if saved:
+        state = saved["state"]
+        load_weights(model, state["model"], state_path)
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        counters.update(state["counters"])
+        wandb_id = state.get("wandb_id")
+        print(f"resuming from {state_path} at update {counters['step']}")
+    data_summary = dict(data=config.data, train_episodes=len(train.names), train_transitions=len(train),
+                        held_out_episodes=held.names, held_out_transitions=len(held))
+    logger = Logger(config, out, wandb_id)
+
+    def summary() -> dict:
+        return dict(steps=counters["step"], wall_hours=counters["wall_s"] / 3600, cpu_hours=counters["cpu_s"] / 3600,
+                    samples=counters["step"] * config.batch_size, training_config=dataclasses.asdict(config),
+                    training_command=f"neural-breakout train world-model --data {config.data} --out {config.out} "
+                                     f"--steps {config.steps}", **data_summary)
+
+    def checkpoint() -> None:
+        state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), rng=rng.bit_generator.state,
+                     torch_rng=torch.get_rng_state(), counters=counters, colors=model.config.colors,
+                     wandb_id=logger.id)
+        save_checkpoint(state_path, TRAIN_STATE_KIND, config, state, summary())
+        export_world_model(model, summary(), out / "world_model.pt")  # usable before the run ends
+
+    start_wall, start_cpu = time.time(), time.process_time()
+    base_wall, base_cpu = counters["wall_s"], counters["cpu_s"]
+    last_checkpoint = time.time()
+    bar = tqdm(total=config.steps, initial=counters["step"], unit="upd", disable=not progress, smoothing=0.05,
+               desc="world model")
+    sums: dict[str, float] = {}
+    media_rng = np.random.default_rng(config.seed + 1)
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
+    model.train()
+    try:
+        while counters["step"] < config.steps:
+            step = counters["step"]
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, config)
+            context, target = sample_batch(train, model, config, rng, unroll=rng.random() < config.unroll)
+            loss, metrics = model.loss(context, target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            counters["step"] += 1
+            counters["wall_s"] = base_wall + time.time() - start_wall
+            counters["cpu_s"] = base_cpu + time.process_time() - start_cpu
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value
+            bar.update(1)
+            if counters["step"] % config.log_every == 0:
+                averages = {f"train/{k}": v / config.log_every for k, v in sums.items()}
+                averages.update({"train/lr": lr_at(step, config), "time/wall_h": counters["wall_s"] / 3600,
+                                 "time/cpu_h": counters["cpu_s"] / 3600})
+                sums = {}
+                strip = video = None
+                if counters["step"] % config.media_every == 0 or counters["step"] == config.steps:
+                    strip, video, held_metrics = held_out_media(model, held, media_rng)
+                    averages.update({f"held_out/{k}": v for k, v in held_metrics.items()})
+                logger.log(averages, counters["step"], strip, video)
+                bar.set_postfix(loss=f"{averages['train/recon']:.4f}",
+                                changed_err=f"{averages['train/changed_pixel_error']:.3f}",
+                                codes=f"{averages['train/codes_used']:.1f}")
+            stop_for_time = config.max_minutes is not None and time.time() - start_wall > 60 * config.max_minutes
+            if time.time() - last_checkpoint > 60 * config.checkpoint_minutes or stop_for_time:
+                checkpoint()
+                last_checkpoint = time.time()
+            if stop_for_time:
+                bar.write(f"stopping after {config.max_minutes} minutes; resume with the same command")
+                break
+        checkpoint()
+    except BaseException as exc:
+        checkpoint()
+        bar.write(f"stopped by {type(exc).__name__}: checkpoint saved at update {counters['step']}; "
+                  f"resume with the same command")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        bar.close()
+        logger.close()
+    return summary()

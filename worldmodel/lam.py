@@ -1,0 +1,114 @@
+"""The latent action model's encoder: (last context frame, next frame) -> one latent action from a
+tiny codebook (vector quantization, straight-through estimator, commitment loss, dead-code reset).
+
+The latent is one token of `codes` codes (8 by default): 3 bits cannot carry the next frame, only
+what the context cannot predict, which in Breakout is what the player controls (DESIGN's lessons).
+The decoder that turns context + latent into the next frame is the world model (`world_model.py`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PATCH = 4  # frames are read as 4x4 space-to-depth blocks: (212, 160) -> (53, 40)
+PADDED_HEIGHT = 212  # 210 rows padded to a multiple of PATCH
+
+
+def one_hot_blocks(ids: torch.Tensor, classes: int) -> torch.Tensor:
+    """(B, F, 210, 160) class ids -> (B, F * classes * 16, 53, 40) one-hot 4x4 blocks, channel =
+    (frame, class, row-in-block, column-in-block) as `F.pixel_unshuffle` orders them. The two
+    padding rows read as class 0 (black, like the frame's bottom border)."""
+    b, f, h, w = ids.shape
+    ids = F.pad(ids, (0, 0, 0, PADDED_HEIGHT - h))  # (B, F, 212, 160)
+    blocks = ids.view(b, f, PADDED_HEIGHT // PATCH, PATCH, w // PATCH, PATCH).permute(0, 1, 3, 5, 2, 4)
+    blocks = blocks.reshape(b, f, 1, PATCH * PATCH, PADDED_HEIGHT // PATCH, w // PATCH).long()
+    x = torch.zeros(b, f, classes, PATCH * PATCH, PADDED_HEIGHT // PATCH, w // PATCH, device=ids.device)
+    x.scatter_(2, blocks, 1.0)
+    return x.view(b, f * classes * PATCH * PATCH, PADDED_HEIGHT // PATCH, w // PATCH)
+
+
+@dataclass(frozen=True)
+class LAMConfig:
+    classes: int = field(default=9, metadata={"help": "colour classes of a frame"})
+    codes: int = field(default=8, metadata={"help": "codebook size: latent actions per transition"})
+    latent_dim: int = field(default=16, metadata={"help": "width of a code vector"})
+    width: int = field(default=32, metadata={"help": "encoder width"})
+    commitment: float = field(default=0.25, metadata={"help": "weight of the commitment loss"})
+    dead_after: int = field(default=50, metadata={"help": "updates without use after which a code is reset"})
+    diversity: float = field(default=0.1, metadata={"help": "weight of the code-diversity loss"})
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest code by cosine similarity; straight-through gradients; a diversity loss (wav2vec 2.0)
+    that keeps the batch's soft code assignment spread; codes unused for `dead_after` updates are
+    reset to the batch's encoder outputs that their codes fit worst."""
+
+    def __init__(self, codes: int, dim: int, commitment: float, dead_after: int, diversity: float = 0.1,
+                 temperature: float = 0.1):
+        super().__init__()
+        self.codebook = nn.Parameter(F.normalize(torch.randn(codes, dim), dim=1))
+        self.commitment = commitment
+        self.dead_after = dead_after
+        self.diversity = diversity
+        self.temperature = temperature
+        self.register_buffer("idle", torch.zeros(codes, dtype=torch.long))  # updates since last use
+
+    def lookup(self, index: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.codebook, dim=1)[index]
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z: (B, D) -> (quantized (B, D) with straight-through gradient, index (B,), VQ loss)."""
+        z = F.normalize(z, dim=1)
+        codebook = F.normalize(self.codebook, dim=1)
+        similarity = z @ codebook.t()  # (B, codes)
+        index = similarity.argmax(dim=1)  # (B,)
+        quantized = codebook[index]
+        loss = F.mse_loss(quantized, z.detach()) + self.commitment * F.mse_loss(z, quantized.detach())
+        if self.diversity:
+            mean_assignment = F.softmax(similarity / self.temperature, dim=1).mean(dim=0)  # (codes,)
+            entropy = -(mean_assignment * torch.log(mean_assignment + 1e-9)).sum()
+            loss = loss + self.diversity * (math.log(len(codebook)) - entropy)
+        if self.training:
+            self._reset_dead(z.detach(), index, (similarity.detach().gather(1, index[:, None])).squeeze(1))
+        return z + (quantized - z).detach(), index, loss
+
+    @torch.no_grad()
+    def _reset_dead(self, z: torch.Tensor, index: torch.Tensor, fit: torch.Tensor) -> None:
+        used = torch.bincount(index, minlength=len(self.idle)) > 0
+        self.idle = torch.where(used, torch.zeros_like(self.idle), self.idle + 1)
+        dead = torch.nonzero(self.idle >= self.dead_after).flatten()
+        if len(dead):
+            worst = torch.argsort(fit)[:len(dead)]  # the outputs their codes fit worst
+            if len(worst) < len(dead):
+                worst = torch.randint(len(z), (len(dead),), device=z.device)
+            self.codebook.data[dead] = z[worst] + 0.01 * torch.randn_like(z[worst])
+            self.idle[dead] = 0
+
+
+class LatentActionEncoder(nn.Module):
+    """(last context frame, next frame) as class ids -> latent action index and its code vector."""
+
+    def __init__(self, config: LAMConfig):
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.net = nn.Sequential(
+            nn.Conv2d(2 * config.classes * PATCH * PATCH, w, 1), nn.ReLU(),  # (B, w, 53, 40)
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.ReLU(),  # (B, 2w, 27, 20)
+            nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1), nn.ReLU(),  # (B, 2w, 14, 10)
+        )
+        self.head = nn.Linear(4 * w, config.latent_dim)
+        self.vq = VectorQuantizer(config.codes, config.latent_dim, config.commitment, config.dead_after,
+                                  config.diversity)
+
+    def forward(self, last: torch.Tensor, nxt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """last, nxt: (B, 210, 160) class ids -> (code vector (B, D), index (B,), VQ loss)."""
+        x = one_hot_blocks(torch.stack([last, nxt], dim=1), self.config.classes)
+        features = self.net(x)  # (B, 2w, 14, 10)
+        pooled = torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)  # (B, 4w)
+        return self.vq(self.head(pooled))

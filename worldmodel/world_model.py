@@ -1,0 +1,199 @@
+"""The world model: the latent action model's decoder. Context frames (oldest first) plus one latent
+action give the next frame, as one colour class per pixel at the native 210x160.
+
+The decoder is a small U-Net over 4x4 space-to-depth blocks (53x40, then 27x20 and 14x10, so its
+receptive field spans the frame), conditioned on the latent code at every level. Its output starts
+from a learned bias towards the last context frame, so it learns what changes: ball, paddle, bricks,
+score. Training weights changed pixels up, since they are a few dozen of 33,600.
+
+    wm = load_world_model()                 # the shipped checkpoint
+    z = wm.infer_latent(context, next_frame)  # context: uint8 (k, 210, 160, 3), oldest first
+    frame = wm.predict(context, z)          # uint8 (210, 160, 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldmodel.breakout import FRAME_SHAPE
+from worldmodel.checkpoint import load_checkpoint, load_weights
+from worldmodel.colors import ColorTable
+from worldmodel.errors import NeuralBreakoutError
+from worldmodel.lam import PATCH, LAMConfig, LatentActionEncoder, one_hot_blocks
+
+WORLD_MODEL_KIND = "world-model"
+SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "world_model.pt"
+H, W = FRAME_SHAPE[:2]
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    colors: tuple = field(default=((0, 0, 0),), metadata={"help": "RGB of each colour class (set from the data)"})
+    context: int = field(default=2, metadata={"help": "context frames (a ball needs 2 for a velocity)"})
+    codes: int = field(default=8, metadata={"help": "latent actions in the codebook"})
+    latent_dim: int = field(default=16, metadata={"help": "width of a latent code vector"})
+    widths: tuple = field(default=(32, 64, 128), metadata={"help": "decoder channels at 53x40, 27x20, 14x10"})
+    blocks: tuple = field(default=(1, 1, 2), metadata={"help": "residual blocks per level"})
+    encoder_width: int = field(default=32, metadata={"help": "latent action encoder width"})
+    changed_weight: float = field(default=20.0, metadata={"help": "loss weight of pixels that change"})
+
+    @property
+    def classes(self) -> int:
+        return len(self.colors)
+
+    @property
+    def lam(self) -> LAMConfig:
+        return LAMConfig(classes=self.classes, codes=self.codes, latent_dim=self.latent_dim, width=self.encoder_width)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int, latent_dim: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(8, channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.cond = nn.Linear(latent_dim, channels)
+        self.norm2 = nn.GroupNorm(8, channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x))) + self.cond(latent)[:, :, None, None]
+        return x + self.conv2(F.silu(self.norm2(h)))
+
+
+class Decoder(nn.Module):
+    """(context class ids (B, k, 210, 160), latent code vectors (B, D)) -> logits (B, K, 210, 160)."""
+
+    def __init__(self, config: WorldModelConfig):
+        super().__init__()
+        self.config = config
+        k, classes, d = config.context, config.classes, config.latent_dim
+        block = classes * PATCH * PATCH  # one frame's one-hot channels per 4x4 block
+        w0, w1, w2 = config.widths
+        self.stem = nn.Conv2d(k * block, w0, 1)
+        self.level0 = nn.ModuleList(ResBlock(w0, d) for _ in range(config.blocks[0]))
+        self.down1 = nn.Conv2d(w0, w1, 3, stride=2, padding=1)  # 53x40 -> 27x20
+        self.level1 = nn.ModuleList(ResBlock(w1, d) for _ in range(config.blocks[1]))
+        self.down2 = nn.Conv2d(w1, w2, 3, stride=2, padding=1)  # 27x20 -> 14x10
+        self.level2 = nn.ModuleList(ResBlock(w2, d) for _ in range(config.blocks[2]))
+        self.up1 = nn.Conv2d(w2 + w1, w1, 1)  # merge the upsampled coarse level with the skip
+        self.up1_block = ResBlock(w1, d)
+        self.up0 = nn.Conv2d(w1 + w0, w0, 1)
+        self.up0_block = ResBlock(w0, d)
+        self.head = nn.Conv2d(w0 + block, block, 1)
+        self.copy_bias = nn.Parameter(torch.tensor(4.0))  # starts as copy-last-frame
+
+    def forward(self, context: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        b, k, h, w = context.shape
+        assert k == self.config.context and (h, w) == (H, W), f"expected (B, {self.config.context}, 210, 160), got {context.shape}"
+        x = one_hot_blocks(context, self.config.classes)  # (B, k*K*16, 53, 40)
+        last = x[:, -self.config.classes * PATCH * PATCH:]  # the newest frame's blocks
+        h0 = self.stem(x)
+        for blk in self.level0:
+            h0 = blk(h0, latent)
+        h1 = self.down1(F.silu(h0))  # (B, w1, 27, 20)
+        for blk in self.level1:
+            h1 = blk(h1, latent)
+        h2 = self.down2(F.silu(h1))  # (B, w2, 14, 10)
+        for blk in self.level2:
+            h2 = blk(h2, latent)
+        u1 = F.interpolate(h2, size=h1.shape[-2:], mode="nearest")
+        u1 = self.up1_block(self.up1(torch.cat([u1, h1], dim=1)), latent)  # (B, w1, 27, 20)
+        u0 = F.interpolate(u1, size=h0.shape[-2:], mode="nearest")
+        u0 = self.up0_block(self.up0(torch.cat([u0, h0], dim=1)), latent)  # (B, w0, 53, 40)
+        logits = self.head(torch.cat([F.silu(u0), last], dim=1)) + self.copy_bias * last  # (B, K*16, 53, 40)
+        return F.pixel_shuffle(logits, PATCH)[:, :, :H]  # (B, K, 210, 160)
+
+
+class WorldModel(nn.Module):
+    """Latent action encoder + decoder, trained together; the decoder alone is the world model."""
+
+    def __init__(self, config: WorldModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = LatentActionEncoder(config.lam)
+        self.decoder = Decoder(config)
+        self.table = ColorTable(config.colors)
+
+    @property
+    def context_length(self) -> int:
+        return self.config.context
+
+    def loss(self, context: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """context (B, k, 210, 160), target (B, 210, 160) class ids -> (loss, metrics)."""
+        latent, index, vq_loss = self.encoder(context[:, -1], target)
+        logits = self.decoder(context, latent)
+        changed = (target != context[:, -1]).float()
+        weights = 1.0 + self.config.changed_weight * changed
+        ce = F.cross_entropy(logits, target.long(), reduction="none")  # (B, 210, 160)
+        recon = (weights * ce).sum() / weights.sum()
+        with torch.no_grad():  # error rates on 4 samples: argmax over classes is costly on a CPU
+            few = slice(0, 4)
+            predicted = logits[few].argmax(dim=1)
+            wrong = (predicted != target[few]).float()
+            changed = changed[few]
+            usage = torch.bincount(index, minlength=self.config.codes).float() / len(index)
+            perplexity = torch.exp(-(usage * torch.log(usage + 1e-10)).sum())
+        metrics = dict(recon=recon.item(), vq=vq_loss.item(), pixel_error=wrong.mean().item(),
+                       changed_pixel_error=((wrong * changed).sum() / changed.sum().clamp(min=1)).item(),
+                       perplexity=perplexity.item(), codes_used=int((usage > 0).sum()))
+        return recon + vq_loss, metrics
+
+    # ---- inference on class ids --------------------------------------------------------------
+    @torch.no_grad()
+    def infer_latent_ids(self, context: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
+        """(B, k, 210, 160), (B, 210, 160) class ids -> latent indices (B,)."""
+        return self.encoder(context[:, -1], nxt)[1]
+
+    @torch.no_grad()
+    def predict_ids(self, context: torch.Tensor, latent_index: torch.Tensor) -> torch.Tensor:
+        """(B, k, 210, 160) class ids, (B,) latent indices -> next frame class ids (B, 210, 160) uint8."""
+        latent = self.encoder.vq.lookup(latent_index)
+        return self.decoder(context, latent).argmax(dim=1).to(torch.uint8)
+
+    # ---- inference on RGB frames (the public API) --------------------------------------------
+    def _context_ids(self, context: np.ndarray) -> tuple[torch.Tensor, bool]:
+        context = np.asarray(context)
+        single = context.ndim == 4
+        if single:
+            context = context[None]
+        k = self.context_length
+        if context.ndim != 5 or context.shape[1:] != (k, H, W, 3):
+            raise NeuralBreakoutError(f"context must be uint8 ({k}, 210, 160, 3) or (B, {k}, 210, 160, 3), "
+                                      f"got {context.dtype} {context.shape}")
+        return torch.from_numpy(self.table.to_ids(context)), single
+
+    def infer_latent(self, context: np.ndarray, next_frame: np.ndarray) -> int | np.ndarray:
+        """The latent action that explains context -> next_frame (an int, or (B,) for batches)."""
+        ids, single = self._context_ids(context)
+        nxt = torch.from_numpy(self.table.to_ids(np.asarray(next_frame).reshape(-1, H, W, 3)))
+        index = self.infer_latent_ids(ids, nxt).numpy()
+        return int(index[0]) if single else index
+
+    def predict(self, context: np.ndarray, latent: int | np.ndarray) -> np.ndarray:
+        """The next frame, uint8 (210, 160, 3) (or (B, 210, 160, 3) for batches)."""
+        ids, single = self._context_ids(context)
+        index = torch.as_tensor(np.atleast_1d(latent), dtype=torch.long)
+        if index.min() < 0 or index.max() >= self.config.codes:
+            raise NeuralBreakoutError(f"latent action must be in 0..{self.config.codes - 1}, got {latent}")
+        frames = self.table.to_rgb(self.predict_ids(ids, index).numpy())
+        return frames[0] if single else frames
+
+
+def load_world_model(path: str | Path | None = None) -> WorldModel:
+    """The world model of a checkpoint (None: the shipped `checkpoints/world_model.pt`), in eval mode."""
+    path = Path(path) if path is not None else SHIPPED
+    payload = load_checkpoint(path, WORLD_MODEL_KIND)
+    config = payload["config"]
+    config = WorldModelConfig(**{k: tuple(map(tuple, v)) if k == "colors" else tuple(v) if isinstance(v, list) else v
+                                 for k, v in config.items()})
+    model = WorldModel(config)
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["state"]["weights"].items()}
+    load_weights(model, weights, path)
+    model.summary = payload.get("summary", {})
+    return model.eval()
