@@ -11,7 +11,6 @@ refilled for `learning_starts` steps with the current policy before updates cont
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import time
@@ -24,8 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from collect.agent_env import make_agent_env, newest_frame
-from collect.dqn import AGENT_KIND, QNetwork, QNetworkConfig, RNDNetwork, load_agent
+from collect.dqn import AGENT_KIND, QNetwork, QNetworkConfig, RNDNetwork, load_agent  # noqa: F401 (re-exported)
 from collect.replay import PrioritizedReplay
+from train.logger import RunLogger
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.video import write_video
 
@@ -197,44 +197,6 @@ def evaluate(q_net: QNetwork, episodes: int, seed: int, epsilon: float = 0.01, m
     return scores, (np.stack(frames) if frames else None)
 
 
-class Logger:
-    """wandb (offline by default, lazily imported) plus a JSON-lines file that always works."""
-
-    def __init__(self, config: AgentConfig, out: Path, resume_id: str | None):
-        self.file = open(out / "log.jsonl", "a")
-        self.out = out
-        self.run = None
-        if config.wandb:
-            import os
-
-            os.environ.setdefault("WANDB_MODE", "offline")
-            import wandb
-
-            self.run = wandb.init(project="neural-breakout", job_type="agent", dir=str(out),
-                                  config=dataclasses.asdict(config), id=resume_id, resume="allow")
-        self.id = self.run.id if self.run else None
-
-    def log(self, metrics: dict, step: int, video: np.ndarray | None = None) -> None:
-        self.file.write(json.dumps(dict(step=step, **metrics)) + "\n")
-        self.file.flush()
-        if self.run:
-            payload = dict(metrics)
-            if video is not None:
-                try:  # a GIF file of our own: wandb needs moviepy for raw frames
-                    import wandb
-
-                    gif = write_video(self.out / "media" / f"eval-{step:09d}.gif", video[::2], fps=7.5)
-                    payload["eval/game"] = wandb.Video(str(gif), format="gif")
-                except Exception as exc:  # media must never stop a training run
-                    print(f"warning: evaluation GIF not logged ({type(exc).__name__}: {exc})")
-            self.run.log(payload, step=step)
-
-    def close(self) -> None:
-        self.file.close()
-        if self.run:
-            self.run.finish()
-
-
 def export_agent(q_net: QNetwork, config: AgentConfig, summary: dict, path: str | Path) -> Path:
     """The small inference checkpoint (Q-network only, fp16 weights) that `record --policy agent` loads."""
     weights = {k: v.half() if v.is_floating_point() else v for k, v in q_net.state_dict().items()}
@@ -304,7 +266,7 @@ def train_agent(config: AgentConfig, progress: bool = True) -> dict:
         print(f"{state_path}: already trained for {counters['step']} steps (--steps {config.steps})")
     replay = PrioritizedReplay(config.buffer_size, config.n_envs, n_step=config.n_step, gamma=config.gamma,
                                alpha=config.alpha, seed=config.seed + counters["step"])
-    logger = Logger(config, out, wandb_id)
+    logger = RunLogger(config, out, wandb_id, job_type="agent")
 
     def checkpoint() -> None:
         state = dict(q=q_net.state_dict(), target=target.state_dict(), optimizer=optimizer.state_dict(),
@@ -416,7 +378,14 @@ def train_agent(config: AgentConfig, progress: bool = True) -> dict:
                              eval_std=float(np.std(scores)),
                              train_mean_100=float(np.mean(recent_scores)) if recent_scores else 0.0)
                 curve.append(point)
-                logger.log({f"eval/{k}": v for k, v in point.items() if k != "step"}, counters["step"], video)
+                media = {}
+                if video is not None and logger.run:
+                    try:
+                        media["eval/game"] = write_video(out / "media" / f"eval-{counters['step']:09d}.gif",
+                                                         video[::2], fps=7.5)
+                    except Exception as exc:  # media must never stop a training run
+                        print(f"warning: evaluation GIF not written ({type(exc).__name__}: {exc})")
+                logger.log({f"eval/{k}": v for k, v in point.items() if k != "step"}, counters["step"], media)
                 bar.write(json.dumps(point))
             stop_for_time = config.max_minutes is not None and time.time() - start_wall > 60 * config.max_minutes
             if time.time() - last_checkpoint > 60 * config.checkpoint_minutes or stop_for_time:

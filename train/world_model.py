@@ -15,7 +15,6 @@ to continue from its own outputs (DESIGN's lessons: autoregressive rollouts drif
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import signal
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from train.logger import RunLogger
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.frames import FrameStore
@@ -86,8 +86,8 @@ def read_episode(path: Path):
     return episode.palette, episode.frame_indices, episode.actions, episode.lives
 
 
-def load_split(config: WorldModelTrainConfig, table: ColorTable | None = None, progress: bool = True,
-               held_out_only: bool = False) -> tuple[FrameStore | None, FrameStore]:
+def load_split(config: WorldModelTrainConfig, table: ColorTable | None = None, progress: bool = True
+               ) -> tuple[FrameStore, FrameStore]:
     from collect.episodes import list_episodes
 
     paths = list_episodes(config.data)
@@ -96,8 +96,8 @@ def load_split(config: WorldModelTrainConfig, table: ColorTable | None = None, p
     if config.max_episodes:
         paths = paths[:config.max_episodes]
     train_paths, held_paths = split_episodes(paths, config.holdout_every)
-    train = None if held_out_only else FrameStore.load(train_paths, read_episode, table, progress)
-    held = FrameStore.load(held_paths, read_episode, table if table else train.table, progress)
+    train = FrameStore.load(train_paths, read_episode, table, progress)
+    held = FrameStore.load(held_paths, read_episode, train.table, progress)
     return train, held
 
 
@@ -147,8 +147,7 @@ def held_out_media(model: WorldModel, store: FrameStore, rng: np.random.Generato
     wrong = predicted != target
     changed = target != context[:, -1]
     metrics = dict(pixel_error=float(wrong.mean()),
-                   changed_pixel_error=float((wrong & changed).sum() / max(1, changed.sum())),
-                   copy_last_changed_error=1.0)
+                   changed_pixel_error=float((wrong & changed).sum() / max(1, changed.sum())))
     rgb = model.table.to_rgb
     rows = [np.concatenate(list(rgb(x[:4])), axis=1) for x in (context[:, -1], target, predicted)]
     rows.append(np.where((predicted[:4] != target[:4])[..., None], 255, 0).astype(np.uint8).repeat(3, -1)
@@ -173,55 +172,20 @@ def held_out_media(model: WorldModel, store: FrameStore, rng: np.random.Generato
     return strip, np.stack(video), metrics
 
 
-class Logger:
-    """JSON lines always; wandb (offline by default) with images and GIFs when enabled."""
+def write_media(folder: Path, step: int, strip: np.ndarray | None, video: np.ndarray | None) -> dict[str, Path]:
+    """The held-out image strip (PNG) and rollout (GIF) of an update, as files for the logger."""
+    from PIL import Image
 
-    def __init__(self, config: WorldModelTrainConfig, out: Path, resume_id: str | None):
-        self.file = open(out / "log.jsonl", "a")
-        self.out = out
-        self.run = None
-        if config.wandb:
-            import os
+    from worldmodel.video import write_video
 
-            os.environ.setdefault("WANDB_MODE", "offline")
-            import wandb
-
-            self.run = wandb.init(project="neural-breakout", job_type="world-model", dir=str(out),
-                                  config=dataclasses.asdict(config), id=resume_id, resume="allow")
-        self.id = self.run.id if self.run else None
-
-    def log(self, metrics: dict, step: int, strip: np.ndarray | None = None, video: np.ndarray | None = None) -> None:
-        self.file.write(json.dumps(dict(step=step, **metrics)) + "\n")
-        self.file.flush()
-        from worldmodel.video import write_video
-
-        paths = {}
-        if strip is not None:
-            from PIL import Image
-
-            paths["strip"] = self.out / "media" / f"strip-{step:07d}.png"
-            paths["strip"].parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(strip).save(paths["strip"])
-        if video is not None:
-            paths["rollout"] = write_video(self.out / "media" / f"rollout-{step:07d}.gif", video, fps=15)
-        if self.run:
-            payload = dict(metrics)
-            try:
-                import wandb
-
-                if "strip" in paths:
-                    payload["held_out/strip"] = wandb.Image(str(paths["strip"]),
-                                                            caption="last context | real next | predicted | wrong pixels")
-                if "rollout" in paths:
-                    payload["held_out/rollout"] = wandb.Video(str(paths["rollout"]), format="gif")
-            except Exception as exc:  # media must never stop a training run
-                print(f"warning: media not logged ({type(exc).__name__}: {exc})")
-            self.run.log(payload, step=step)
-
-    def close(self) -> None:
-        self.file.close()
-        if self.run:
-            self.run.finish()
+    media = {}
+    if strip is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        media["held_out/strip"] = folder / f"strip-{step:07d}.png"
+        Image.fromarray(strip).save(media["held_out/strip"])
+    if video is not None:
+        media["held_out/rollout"] = write_video(folder / f"rollout-{step:07d}.gif", video, fps=15)
+    return media
 
 
 def export_world_model(model: WorldModel, summary: dict, path: str | Path) -> Path:
@@ -262,7 +226,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         print(f"resuming from {state_path} at update {counters['step']}")
     data_summary = dict(data=config.data, train_episodes=len(train.names), train_transitions=len(train),
                         held_out_episodes=held.names, held_out_transitions=len(held))
-    logger = Logger(config, out, wandb_id)
+    logger = RunLogger(config, out, wandb_id, job_type="world-model")
 
     def summary() -> dict:
         return dict(steps=counters["step"], wall_hours=counters["wall_s"] / 3600, cpu_hours=counters["cpu_s"] / 3600,
@@ -316,7 +280,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
                 if counters["step"] % config.media_every == 0 or counters["step"] == config.steps:
                     strip, video, held_metrics = held_out_media(model, held, media_rng)
                     averages.update({f"held_out/{k}": v for k, v in held_metrics.items()})
-                logger.log(averages, counters["step"], strip, video)
+                logger.log(averages, counters["step"], write_media(out / "media", counters["step"], strip, video))
                 bar.set_postfix(loss=f"{averages['train/recon']:.4f}",
                                 changed_err=f"{averages['train/changed_pixel_error']:.3f}",
                                 codes=f"{averages['train/codes_used']:.1f}")
