@@ -1,0 +1,170 @@
+"""The playable game: the action map, NeuralBreakout-v0, `play`, `rollout` and `evaluate play`."""
+
+import json
+import os
+import subprocess
+import sys
+
+import gymnasium
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import worldmodel
+from test_cli import _one_line_error, run
+from worldmodel.action_map import ACTION_MAP_KIND, ActionMap, ActionMapConfig, class_counts, load_action_map
+from worldmodel.checkpoint import CheckpointError, save_checkpoint
+from worldmodel.env import NeuralBreakoutEnv, load_start_states
+from worldmodel.errors import NeuralBreakoutError
+from worldmodel.lam import one_hot_blocks
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A tiny world model, action map and start bank trained by the CLI on 4 short tracker episodes."""
+    root = tmp_path_factory.mktemp("play")
+    data, wm, am = root / "data", root / "wm", root / "am"
+    for args in (("record", "--episodes", "4", "--policy", "tracker", "--max-steps", "40", "--out", str(data)),
+                 ("train", "world-model", "--data", str(data), "--out", str(wm), "--tiny"),
+                 ("train", "action-map", "--data", str(data), "--world-model", str(wm / "world_model.pt"),
+                  "--out", str(am), "--tiny")):
+        result = run(*args, "--quiet")
+        assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0 <= summary["held_out_accuracy"] <= 1 and summary["start_states"] == 3
+    return dict(data=data, checkpoint=wm / "world_model.pt", action_map=am / "action_map.pt",
+                start_states=am / "start_states.npz")
+
+
+def make(models, **kwargs) -> NeuralBreakoutEnv:
+    return NeuralBreakoutEnv(models["checkpoint"], models["action_map"], models["start_states"], **kwargs)
+
+
+def model_args(models) -> list[str]:
+    return ["--checkpoint", str(models["checkpoint"]), "--action-map", str(models["action_map"]),
+            "--start-states", str(models["start_states"])]
+
+
+def test_class_counts_match_one_hot_blocks():
+    ids = torch.randint(0, 5, (3, 2, 210, 160), dtype=torch.uint8)
+    expected = one_hot_blocks(ids, 5).view(3, 10, 16, 53, 40).sum(2) / 16
+    assert torch.allclose(class_counts(ids, 5), expected)
+
+
+def test_action_map_shapes_and_gradients():
+    torch.manual_seed(0)
+    model = ActionMap(ActionMapConfig(classes=4, context=2, codes=8, width=8, hidden=16))
+    context = torch.randint(0, 4, (5, 2, 210, 160), dtype=torch.uint8)
+    assert model(context).shape == (5, 4, 8)
+    loss, metrics = model.loss(context, torch.tensor([0, 1, 2, 3, 0]), torch.tensor([1, 2, 3, 4, 5]))
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    probs = model.probabilities(context, torch.tensor([0, 1, 2, 3, 0]))
+    assert probs.shape == (5, 8) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_action_map_checkpoint_errors(tmp_path, models):
+    wrong = save_checkpoint(tmp_path / "wrong.pt", "world-model", ActionMapConfig(), dict(weights={}))
+    with pytest.raises(CheckpointError, match="expected 'action-map'"):
+        load_action_map(wrong)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_action_map(tmp_path / "missing.pt")
+    other = save_checkpoint(tmp_path / "other.pt", ACTION_MAP_KIND, ActionMapConfig(codes=3, width=8),
+                            dict(weights=ActionMap(ActionMapConfig(codes=3, width=8)).state_dict()))
+    with pytest.raises(NeuralBreakoutError, match="another world model"):
+        NeuralBreakoutEnv(models["checkpoint"], other, models["start_states"])
+
+
+def test_env_passes_check_env_and_is_deterministic(models):
+    env = make(models)
+    check_env(env, skip_render_check=True)
+    runs = []
+    for _ in range(2):
+        obs, info = env.reset(seed=3)
+        frames = [obs]
+        for action in [1, 2, 2, 3, 0, 1, 3, 3]:
+            obs, reward, terminated, truncated, info = env.step(action)
+            frames.append(obs)
+            assert obs.shape == (210, 160, 3) and obs.dtype == np.uint8 and isinstance(reward, float)
+            assert set(info) >= {"lives", "score", "latent_action"}
+        runs.append(np.stack(frames))
+    assert np.array_equal(runs[0], runs[1])
+    sampled = make(models, sample=True)
+    a = [sampled.reset(seed=5)[0]] + [sampled.step(2)[0] for _ in range(4)]
+    b = [sampled.reset(seed=5)[0]] + [sampled.step(2)[0] for _ in range(4)]
+    assert np.array_equal(np.stack(a), np.stack(b))
+
+
+def test_env_reset_from_frames_and_errors(models):
+    env = make(models, render_mode="rgb_array")
+    bank = load_start_states(models["start_states"])
+    frames = bank["frames"][1]
+    obs, info = env.reset(options={"frames": frames})
+    assert np.array_equal(obs, frames[-1]) and np.array_equal(env.render(), frames[-1])
+    obs, _ = env.reset(options={"frames": frames[-1:]})  # one frame is repeated to fill the context
+    assert np.array_equal(obs, frames[-1])
+    with pytest.raises(NeuralBreakoutError, match="options\\['frames'\\]"):
+        env.reset(options={"frames": frames.astype(np.float32)})
+    with pytest.raises(NeuralBreakoutError, match="action must be one of"):
+        env.step(7)
+    with pytest.raises(NeuralBreakoutError, match="call reset"):
+        make(models).step(0)
+    with pytest.raises(NeuralBreakoutError, match="no start-state bank"):
+        NeuralBreakoutEnv(models["checkpoint"], models["action_map"], models["data"] / "missing.npz")
+
+
+def test_registered_with_gymnasium(models):
+    assert worldmodel.ENV_ID in gymnasium.registry
+    env = gymnasium.make("NeuralBreakout-v0", checkpoint=models["checkpoint"], action_map=models["action_map"],
+                         start_states=models["start_states"])
+    obs, info = env.reset(seed=0)
+    assert env.observation_space.contains(obs) and env.action_space.n == 4
+    assert env.unwrapped.get_action_meanings() == ["NOOP", "FIRE", "RIGHT", "LEFT"]
+
+
+def test_shipped_checkpoints_make_a_game():
+    env = NeuralBreakoutEnv()
+    obs, info = env.reset(seed=0)
+    assert env.world_model.summary.get("training_command") and env.action_map.summary.get("held_out_accuracy")
+    for action in (1, 2, 3, 0):
+        obs, *_ = env.step(action)
+    assert obs.shape == (210, 160, 3) and info["lives"] > 0
+
+
+def test_rollout_side_by_side_gif(models, tmp_path):
+    out = tmp_path / "roll.gif"
+    result = run("rollout", "--policy", "tracker", "--steps", "6", "--out", str(out), "--side-by-side",
+                 "--scale", "1", *model_args(models), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["frames"] >= 7
+    assert imageio.mimread(out)[0].shape[:2] == (210, 160 + 4 + 160)  # neural | separator | real
+    result = run("rollout", "--steps", "3", "--out", str(tmp_path / "roll.avi"), *model_args(models))
+    _one_line_error(result, "roll.avi", ".gif or .mp4")
+
+
+def test_evaluate_play_cli(models, tmp_path):
+    out = tmp_path / "eval"
+    result = run("evaluate", "play", "--data", str(models["data"]), *model_args(models), "--out", str(out),
+                 "--segments", "2", "--horizon", "4", "--presses", "2", "--fires", "2", "--tracker-minutes", "0.02",
+                 "--quiet")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["controlled_rollouts"]["segments"] >= 1 and report["game_logic"]["steps"] == 18
+    assert set(report["game_logic"]["violations"]) == {"brick_reappeared", "score_decreased", "lives_increased",
+                                                        "ball_vanished_mid_field"}
+    assert 0 <= report["paddle_direction"]["accuracy"] <= 1 and (out / "tracker.gif").exists()
+
+
+def test_play_neural_game_in_dummy_window(models):
+    result = run("play", "--max-steps", "10", "--seed", "1", *model_args(models),
+                 env={"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})
+    assert result.returncode == 0, result.stderr
+
+
+def test_play_without_display_points_to_rollout(models):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
+    result = subprocess.run([sys.executable, "-m", "neural_breakout", "play", *model_args(models)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    _one_line_error(result, "no display", "rollout")

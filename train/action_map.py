@@ -1,0 +1,173 @@
+"""Train the action-to-latent map on recorded episodes whose latent actions the world model infers,
+and build the bank of real start states that the neural env starts from.
+
+    neural-breakout train action-map --data data/breakout --world-model checkpoints/world_model.pt
+
+Uses the world model's own split: its held-out episodes stay held out here, and the accuracy it
+reports is measured on them. Writes OUT/action_map.pt and OUT/start_states.npz.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from train.world_model import WorldModelTrainConfig, load_split
+from worldmodel.action_map import ACTION_MAP_KIND, ActionMap, ActionMapConfig
+from worldmodel.breakout import ACTION_MEANINGS, parse_frame
+from worldmodel.checkpoint import save_checkpoint
+from worldmodel.frames import FrameStore
+from worldmodel.world_model import WorldModel, load_world_model
+
+
+@dataclass(frozen=True)
+class ActionMapTrainConfig:
+    data: str = field(metadata={"help": "folder of recorded episodes (the world model's training data)"})
+    world_model: str = field(default="checkpoints/world_model.pt", metadata={"help": "world model checkpoint"})
+    out: str = field(default="runs/action-map", metadata={"help": "folder for action_map.pt and start_states.npz"})
+    transitions: int = field(default=40_000, metadata={"help": "training transitions to label with latents"})
+    held_out: int = field(default=4_000, metadata={"help": "held-out transitions to measure accuracy on"})
+    steps: int = field(default=2_000, metadata={"help": "gradient updates"})
+    batch_size: int = field(default=64, metadata={"help": "transitions per update"})
+    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
+    width: int = field(default=32, metadata={"help": "convolution channels"})
+    bank_starts: int = field(default=8, metadata={"help": "game-start states in the start bank"})
+    bank_states: int = field(default=24, metadata={"help": "mid- and late-game states in the start bank"})
+    max_episodes: int | None = field(default=None, metadata={"help": "use only the first N episodes"})
+    seed: int = field(default=0, metadata={"help": "seed of sampling and initialisation"})
+    threads: int = field(default=2, metadata={"help": "torch threads"})
+
+    @classmethod
+    def tiny(cls, data: str, world_model: str, out: str) -> "ActionMapTrainConfig":
+        return cls(data=data, world_model=world_model, out=out, transitions=64, held_out=16, steps=4, batch_size=8,
+                   width=8, bank_starts=1, bank_states=2, max_episodes=4)
+
+
+@torch.no_grad()
+def label_latents(model: WorldModel, store: FrameStore, index: np.ndarray, progress: bool, desc: str,
+                  batch: int = 64) -> np.ndarray:
+    """The latent action the world model's encoder infers for each transition in `index`."""
+    from tqdm import tqdm
+
+    out = np.empty(len(index), dtype=np.int64)
+    for i in tqdm(range(0, len(index), batch), desc=desc, unit="batch", disable=not progress):
+        context, nxt = store.batch(index[i:i + batch], model.context_length)
+        out[i:i + batch] = model.infer_latent_ids(torch.from_numpy(context), torch.from_numpy(nxt)).numpy()
+    return out
+
+
+def build_start_bank(store: FrameStore, k: int, starts: int, states: int, rng: np.random.Generator) -> dict:
+    """Real contexts to start the neural env from: `starts` game starts (the first frames of episodes)
+    and `states` in-game states spread evenly over the number of bricks left, each with a life left."""
+    episodes = rng.permutation(len(store.names))[:starts]
+    chosen = [int(store.offsets[e] + k - 1) for e in episodes]
+    kinds = ["game start"] * len(chosen)
+    candidates = np.arange(0, len(store.frames), 25)
+    bricks, keep = [], []
+    for i in candidates:
+        first = store.offsets[store.episode_of_frame[i]]
+        if i - first < k:
+            continue
+        info = parse_frame(store.table.to_rgb(store.frames[i]))
+        if info.lives > 0 and info.ball is not None:
+            keep.append(i)
+            bricks.append(int(info.bricks.sum()))
+    if states and keep:
+        order = np.argsort(bricks, kind="stable")
+        picks = order[np.linspace(0, len(order) - 1, states).round().astype(int)]
+        chosen += [int(keep[p]) for p in picks]
+        kinds += ["in game"] * len(picks)
+    frames = store.table.to_rgb(store.context(np.array(chosen), k))  # (N, k, 210, 160, 3)
+    infos = [parse_frame(f[-1]) for f in frames]
+    return dict(frames=frames, kind=np.array(kinds), bricks=np.array([int(i.bricks.sum()) for i in infos]),
+                score=np.array([i.score for i in infos]), lives=np.array([i.lives for i in infos]),
+                source=np.array([store.names[store.episode_of_frame[c]] for c in chosen]))
+
+
+def save_start_bank(bank: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez_compressed(tmp, **bank)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    torch.set_num_threads(config.threads)
+    start_wall, start_cpu = time.time(), time.process_time()
+    world_model = load_world_model(config.world_model)
+    wm_training = world_model.summary.get("training_config", {})
+    holdout_every = int(wm_training.get("holdout_every", 10))
+    split = WorldModelTrainConfig(data=config.data, holdout_every=holdout_every,
+                                  max_episodes=config.max_episodes or wm_training.get("max_episodes"))
+    train, held = load_split(split, world_model.table, progress)
+    k = world_model.context_length
+    rng = np.random.default_rng(config.seed)
+    train_index = rng.choice(len(train), size=min(config.transitions, len(train)), replace=False)
+    held_index = rng.choice(len(held), size=min(config.held_out, len(held)), replace=False)
+    train_latent = label_latents(world_model, train, train_index, progress, "label training latents")
+    held_latent = label_latents(world_model, held, held_index, progress, "label held-out latents")
+
+    torch.manual_seed(config.seed)
+    model_config = ActionMapConfig(classes=world_model.config.classes, context=k, codes=world_model.config.codes,
+                                   width=config.width)
+    model = ActionMap(model_config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    bar = tqdm(range(config.steps), desc="action map", unit="upd", disable=not progress, smoothing=0.05)
+    for step in bar:
+        for group in optimizer.param_groups:  # linear decay to 10%
+            group["lr"] = config.lr * (1 - 0.9 * step / max(1, config.steps))
+        pick = rng.integers(len(train_index), size=config.batch_size)
+        transitions = train_index[pick]
+        context = torch.from_numpy(train.context(train.starts[transitions], k))
+        action = torch.from_numpy(train.actions[transitions].astype(np.int64))
+        loss, metrics = model.loss(context, action, torch.from_numpy(train_latent[pick]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.3f}")
+    model.eval()
+
+    predicted = np.empty(len(held_index), dtype=np.int64)
+    held_actions = held.actions[held_index].astype(np.int64)
+    with torch.no_grad():
+        for i in range(0, len(held_index), 128):
+            context = torch.from_numpy(held.context(held.starts[held_index[i:i + 128]], k))
+            probs = model.probabilities(context, torch.from_numpy(held_actions[i:i + 128]))
+            predicted[i:i + 128] = probs.argmax(axis=1)
+    correct = predicted == held_latent
+    # the baseline a context-free table reaches: the commonest training latent of each action
+    train_actions = train.actions[train_index]
+    table = np.array([np.bincount(train_latent[train_actions == a], minlength=model_config.codes).argmax()
+                      if (train_actions == a).any() else 0 for a in range(model_config.actions)])
+    accuracy = dict(
+        held_out_accuracy=float(correct.mean()),
+        held_out_accuracy_by_action={ACTION_MEANINGS[a]: float(correct[held_actions == a].mean())
+                                     for a in range(model_config.actions) if (held_actions == a).any()},
+        action_table_baseline=float((table[held_actions] == held_latent).mean()),
+        held_out_transitions=int(len(held_index)),
+    )
+    out = Path(config.out)
+    summary = dict(**accuracy, world_model=str(config.world_model), data=config.data,
+                   train_transitions=int(len(train_index)), steps=config.steps,
+                   wall_hours=(time.time() - start_wall) / 3600, cpu_hours=(time.process_time() - start_cpu) / 3600,
+                   training_config=dataclasses.asdict(config),
+                   training_command=f"neural-breakout train action-map --data {config.data} "
+                                    f"--world-model {config.world_model} --out {config.out}")
+    save_checkpoint(out / "action_map.pt", ACTION_MAP_KIND, model_config, dict(weights=model.state_dict()), summary)
+    bank = build_start_bank(train, k, config.bank_starts, config.bank_states, rng)
+    save_start_bank(bank, out / "start_states.npz")
+    summary["start_states"] = int(len(bank["frames"]))
+    return summary

@@ -1,0 +1,95 @@
+"""The action-to-latent map: (context frames, real action) -> a distribution over latent actions.
+
+The world model is driven by latent actions that the latent action model inferred from video. To play
+it with the real controls (NOOP, FIRE, RIGHT, LEFT), this small network learns which latent action
+each real action produces from a given context: the same press can mean different latents near a
+wall, with no ball in play, or with the paddle already moving. It scores all four actions in one
+pass, so the env computes it once per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from worldmodel.breakout import PADDLE_BOTTOM, PADDLE_TOP
+from worldmodel.checkpoint import load_checkpoint, load_weights
+from worldmodel.lam import PADDED_HEIGHT, PATCH
+
+ACTION_MAP_KIND = "action-map"
+SHIPPED_ACTION_MAP = Path(__file__).resolve().parent.parent / "checkpoints" / "action_map.pt"
+
+
+@dataclass(frozen=True)
+class ActionMapConfig:
+    classes: int = field(default=9, metadata={"help": "colour classes of a frame (from the world model)"})
+    context: int = field(default=2, metadata={"help": "context frames (from the world model)"})
+    codes: int = field(default=8, metadata={"help": "latent actions (from the world model)"})
+    actions: int = field(default=4, metadata={"help": "real actions"})
+    width: int = field(default=32, metadata={"help": "convolution channels"})
+    hidden: int = field(default=128, metadata={"help": "width of the hidden layer"})
+
+
+def class_counts(ids: torch.Tensor, classes: int) -> torch.Tensor:
+    """(B, F, 210, 160) class ids -> (B, F * classes, 53, 40): how many pixels of each class every 4x4
+    block holds, divided by 16 (a bincount: much cheaper than one-hot maps)."""
+    b, f, h, w = ids.shape
+    ids = F.pad(ids, (0, 0, 0, PADDED_HEIGHT - h)).long()
+    rows, cols = PADDED_HEIGHT // PATCH, w // PATCH
+    block = (torch.arange(PADDED_HEIGHT)[:, None] // PATCH * cols + torch.arange(w)[None] // PATCH)  # (212, 160)
+    plane = torch.arange(b * f).view(b, f, 1, 1) * classes + ids  # which (sample, frame, class) plane
+    counts = torch.bincount((plane * rows * cols + block).flatten(), minlength=b * f * classes * rows * cols)
+    return counts.view(b, f * classes, rows, cols).float() / (PATCH * PATCH)
+
+
+class ActionMap(nn.Module):
+    """Context class ids (B, k, 210, 160) -> latent-action logits for every real action (B, A, codes).
+
+    Two views of the context: class counts per 4x4 block through three strided convolutions (where
+    the ball, bricks and paddle are), and the paddle rows at full horizontal resolution (exactly
+    where the paddle is and how it moved, which decides what a press does near a wall)."""
+
+    def __init__(self, config: ActionMapConfig):
+        super().__init__()
+        self.config = config
+        k, w = config.context, config.width
+        self.convs = nn.Sequential(
+            nn.Conv2d(k * config.classes, w, 3, stride=2, padding=1), nn.SiLU(),  # 27x20
+            nn.Conv2d(w, w, 3, stride=2, padding=1), nn.SiLU(),  # 14x10
+            nn.Conv2d(w, w, 3, stride=2, padding=1), nn.SiLU(),  # 7x5
+        )
+        self.mlp = nn.Sequential(nn.Linear(w * 7 * 5 + k * 160, config.hidden), nn.SiLU(),
+                                 nn.Linear(config.hidden, config.actions * config.codes))
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        x = self.convs(class_counts(context, self.config.classes)).flatten(1)
+        paddle = (context[:, :, PADDLE_TOP:PADDLE_BOTTOM] != 0).float().mean(dim=2).flatten(1)  # (B, k * 160)
+        return self.mlp(torch.cat([x, paddle], dim=1)).view(-1, self.config.actions, self.config.codes)
+
+    def loss(self, context: torch.Tensor, action: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        logits = self(context)[torch.arange(len(action)), action]  # (B, codes)
+        loss = F.cross_entropy(logits, latent)
+        accuracy = (logits.argmax(dim=1) == latent).float().mean()
+        return loss, dict(loss=loss.item(), accuracy=accuracy.item())
+
+    @torch.no_grad()
+    def probabilities(self, context: torch.Tensor, action: torch.Tensor) -> np.ndarray:
+        """(B, k, 210, 160) class ids, (B,) actions -> (B, codes) probabilities."""
+        logits = self(context)[torch.arange(len(action)), action]
+        return torch.softmax(logits, dim=1).numpy()
+
+
+def load_action_map(path: str | Path | None = None) -> ActionMap:
+    """The action map of a checkpoint (None: the shipped `checkpoints/action_map.pt`), in eval mode."""
+    path = Path(path) if path is not None else SHIPPED_ACTION_MAP
+    payload = load_checkpoint(path, ACTION_MAP_KIND)
+    model = ActionMap(ActionMapConfig(**payload["config"]))
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in payload["state"]["weights"].items()}
+    load_weights(model, weights, path)
+    model.summary = payload.get("summary", {})
+    return model.eval()
