@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from train.evaluate import ball_tracked, compare, held_out_store
+from train.evaluate import ball_tracked, compare, held_out_store, segment_starts
 from worldmodel.breakout import FIRE, LEFT, NOOP, PADDLE_TOP, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, RIGHT, parse_frame
 from worldmodel.frames import FrameStore
 
@@ -60,8 +60,6 @@ def _rgb_context(store: FrameStore, frame: int, k: int) -> np.ndarray:
 
 
 def controlled_rollouts(env, store: FrameStore, config: EvaluatePlayConfig, rng: np.random.Generator) -> dict:
-    from train.evaluate import segment_starts
-
     k = env.world_model.context_length
     starts = segment_starts(store, config.segments, config.horizon, rng)
     horizons, paddle_ok, lengths = [], [], []
