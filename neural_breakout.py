@@ -185,6 +185,16 @@ def cmd_evaluate_play(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_ablation(args: argparse.Namespace) -> int:
+    from train.ablation import AblationConfig, ablate, table
+
+    config = config_from_args(AblationConfig, args)
+    rows = ablate(config, progress=not args.quiet)
+    print(table(rows, config), end="")
+    print(f"wrote {config.out}/ablation.json and {config.out}/ablation.md")
+    return 0
+
+
 def cmd_agent_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -225,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     from play.game import PlayConfig
     from train.agent import AgentConfig
     from play.rollout import RolloutConfig
+    from train.ablation import AblationConfig
     from train.action_map import ActionMapTrainConfig
     from train.evaluate import EvaluateConfig
     from train.evaluate_play import EvaluatePlayConfig
@@ -322,6 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(q, EvaluatePlayConfig)
     q.add_argument("--quiet", action="store_true", help="no per-part output")
     q.set_defaults(func=cmd_evaluate_play)
+    q = eval_sub.add_parser("ablation", help="train world-model variants (context, codes) at equal budget and "
+                                             "compare them", description="The world model's ablation over latent size and context length: trains "
+                                        "each variant from scratch for the same number of updates (same data, seed "
+                                        "and batches), evaluates each on the same held-out transitions and "
+                                        "segments, and writes OUT/ablation.json and OUT/ablation.md. Each variant's "
+                                        "run resumes, so an interrupted ablation continues.")
+    add_config_arguments(q, AblationConfig)
+    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    q.set_defaults(func=cmd_evaluate_ablation)
 
     p = sub.add_parser("agent", help="use a trained agent", description="Use a trained agent.")
     agent_sub = p.add_subparsers(dest="agent_command", metavar="SUBCOMMAND", required=True,

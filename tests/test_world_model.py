@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from test_cli import run
-from train.world_model import WorldModelTrainConfig, export_world_model, split_episodes
+from train.world_model import WorldModelTrainConfig, export_world_model, load_split, sample_batch, split_episodes
 from worldmodel.checkpoint import CheckpointError, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
@@ -148,6 +148,8 @@ def test_train_resume_and_evaluate_cli(episodes_dir, tmp_path):
                  "--no-wandb", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "resuming from" in result.stdout and json.loads(result.stdout.strip().splitlines()[-1])["steps"] == 8
+    history = load_world_model(out / "world_model.pt").summary["history"]  # both commands, where each began
+    assert [h["from_update"] for h in history] == [0, 6] and "--steps 8" in history[1]["command"]
     # other settings in the same folder are refused
     result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(out), "--max-episodes", "4",
                  "--holdout-every", "2", "--steps", "9", "--width", "16", "--no-wandb", "--quiet")
@@ -165,3 +167,48 @@ def test_train_resume_and_evaluate_cli(episodes_dir, tmp_path):
 def test_train_bad_data_folder(tmp_path):
     result = run("train", "world-model", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--tiny")
     assert result.returncode == 2 and "missing" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unrolled_context_is_the_models_own_rollout(episodes_dir):
+    """An unrolled batch's context ends at the transition's start but holds the model's frames, each
+    predicted from the frames before with the latent inferred from the real video."""
+    config = WorldModelTrainConfig.tiny(str(episodes_dir), "unused", batch_size=8, unroll_steps=3, max_episodes=4,
+                                        holdout_every=2)
+    train, _ = load_split(config, progress=False)
+    torch.manual_seed(0)
+    model = WorldModel(config.model_config(train.table.colors))
+    context, target = sample_batch(train, model, config, np.random.default_rng(5), unroll=True)
+    rng = np.random.default_rng(5)  # the same draws, replayed one sample at a time
+    start = train.starts[rng.integers(len(train), size=config.batch_size)]
+    n = int(rng.integers(1, config.unroll_steps + 1))
+    k = config.context
+    for i, s in enumerate(start):
+        first = train.offsets[train.episode_of_frame[s]]
+        frames = list(train.context(np.array([max(s - n, first)]), k)[0])
+        for t in range(max(s - n, first) + 1, s + 1):
+            z = model.infer_latent_ids(torch.from_numpy(train.context(np.array([t - 1]), k)),
+                                       torch.from_numpy(train.frames[t][None]))
+            frames.append(model.predict_ids(torch.from_numpy(np.stack(frames[-k:])[None]), z)[0].numpy())
+        assert np.array_equal(context[i].numpy(), np.stack(frames[-k:])), f"sample {i}"
+        assert np.array_equal(target[i].numpy(), train.frames[s + 1])
+        if s == first:
+            assert np.array_equal(context[i].numpy(), train.context(np.array([s]), k)[0])
+    assert model.training
+
+
+def test_ablation_cli(episodes_dir, tmp_path):
+    out = tmp_path / "ablation"
+    args = ("evaluate", "ablation", "--data", str(episodes_dir), "--out", str(out), "--variants",
+            "context1-codes8,context2-codes64", "--steps", "2", "--batch-size", "2", "--width", "8",
+            "--max-episodes", "4", "--holdout-every", "2", "--transitions", "4", "--segments", "2", "--horizon", "3",
+            "--quiet")
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "ablation.json").read_text())["rows"]
+    assert [(r["context"], r["codes"], r["updates"]) for r in rows] == [(1, 8, 2), (2, 64, 2)]
+    assert (out / "ablation.md").read_text().count("\n| ") == 3  # header and two variants
+    assert load_world_model(out / "context2-codes64" / "world_model.pt").config.codes == 64
+    result = run(*args)  # finished runs are not trained again
+    assert result.returncode == 0 and "resuming from" not in result.stderr
+    result = run("evaluate", "ablation", "--data", str(episodes_dir), "--variants", "context3-codes8")
+    assert result.returncode == 2 and "unknown context3-codes8" in result.stderr

@@ -7,9 +7,10 @@ held out for evaluation and never trained on. Resumes from `OUT/checkpoint.pt` a
 `OUT/world_model.pt` (the inference checkpoint), `OUT/log.jsonl` and wandb logs (offline by
 default) with image strips and rollout GIFs of held-out episodes.
 
-Rollout stability: with probability `unroll` a batch's newest context frame is replaced by the
-model's own prediction of it (latent inferred from the real video, no gradient), so the model learns
-to continue from its own outputs (DESIGN's lessons: autoregressive rollouts drift otherwise).
+Rollout stability: with probability `unroll` a batch's context is the model's own: it rolls out
+1..`unroll_steps` steps (latents inferred from the real video, no gradient) from the real frames
+before, and is trained to continue from its own outputs to the real next frame (DESIGN's lessons:
+autoregressive rollouts drift otherwise). With `unroll_steps` 1 only the newest frame is replaced.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ class WorldModelTrainConfig:
     codes: int = field(default=8, metadata={"help": "latent actions in the codebook"})
     latent_dim: int = field(default=16, metadata={"help": "width of a latent code vector"})
     width: int = field(default=32, metadata={"help": "decoder channels at the finest level (x2, x4 below)"})
-    unroll: float = field(default=0.25, metadata={"help": "share of batches whose newest context frame is the "
-                                                          "model's own prediction"})
+    unroll: float = field(default=0.25, metadata={"help": "share of batches whose context is the model's "
+                                                          "own rollout"})
+    unroll_steps: int = field(default=1, metadata={"help": "most steps the model rolls out on its own to make an "
+                                                           "unrolled batch's context (1..N, uniform)"})
     holdout_every: int = field(default=10, metadata={"help": "every n-th episode is held out"})
     max_episodes: int | None = field(default=None, metadata={"help": "use only the first N episodes"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation and sampling"})
@@ -115,19 +118,24 @@ def sample_batch(store: FrameStore, model: WorldModel, config: WorldModelTrainCo
     k = config.context
     if not unroll:
         return torch.from_numpy(store.context(start, k)), torch.from_numpy(store.frames[start + 1])
-    # Replace the newest context frame with the model's prediction of it from the frames before.
+    # Roll n steps from the real context n frames back (fewer near an episode's start), latents
+    # inferred from the real video, so the context ends at `start` but holds the model's own frames.
     first = store.offsets[store.episode_of_frame[start]]
-    has_previous = start > first
-    previous = np.where(has_previous, start - 1, start)
-    context_before = torch.from_numpy(store.context(previous, k))
-    real_last = torch.from_numpy(store.frames[start])
+    n = int(rng.integers(1, config.unroll_steps + 1))
+    begin = np.maximum(start - n, first)
+    context = torch.from_numpy(store.context(begin, k))
     model.eval()
     with torch.no_grad():
-        latent = model.infer_latent_ids(context_before, real_last)
-        generated = model.predict_ids(context_before, latent)
+        for j in range(1, n + 1):
+            active = begin + j <= start
+            if not active.any():
+                break
+            t = np.minimum(begin + j, start)
+            latent = model.infer_latent_ids(torch.from_numpy(store.context(t - 1, k)), torch.from_numpy(store.frames[t]))
+            generated = model.predict_ids(context, latent)
+            rolled = torch.cat([context[:, 1:], generated[:, None]], dim=1)
+            context = torch.where(torch.from_numpy(active)[:, None, None, None], rolled, context)
     model.train()
-    context = torch.from_numpy(store.context(start, k))
-    context[:, -1] = torch.where(torch.from_numpy(has_previous)[:, None, None], generated, context[:, -1])
     return context, torch.from_numpy(store.frames[start + 1])
 
 
@@ -192,6 +200,16 @@ def export_world_model(model: WorldModel, summary: dict, path: str | Path) -> Pa
     return save_checkpoint(path, WORLD_MODEL_KIND, model.config, dict(weights=model.state_dict()), summary)
 
 
+def training_command(config: WorldModelTrainConfig) -> str:
+    """The command line that reproduces a run: its data, out and every setting off its default."""
+    words = ["neural-breakout train world-model", f"--data {config.data}", f"--out {config.out}"]
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name not in ("data", "out") and f.default is not dataclasses.MISSING and value != f.default:
+            words.append(f"--{f.name.replace('_', '-')} {value}")
+    return " ".join(words)
+
+
 def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> dict:
     """Train until `config.steps` updates; returns the summary stored in the checkpoint."""
     from tqdm import tqdm
@@ -215,6 +233,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     rng = np.random.default_rng(config.seed)
     counters = dict(step=0, wall_s=0.0, cpu_s=0.0)
     wandb_id = None
+    history: list[dict] = []
     if saved:
         state = saved["state"]
         load_weights(model, state["model"], state_path)
@@ -223,7 +242,10 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         torch.set_rng_state(state["torch_rng"])
         counters.update(state["counters"])
         wandb_id = state.get("wandb_id")
+        history = state.get("history") or [dict(from_update=0, command=saved["summary"].get("training_command"))]
         print(f"resuming from {state_path} at update {counters['step']}")
+    if not history or history[-1]["command"] != training_command(config):
+        history.append(dict(from_update=counters["step"], command=training_command(config)))
     data_summary = dict(data=config.data, train_episodes=len(train.names), train_transitions=len(train),
                         held_out_episodes=held.names, held_out_transitions=len(held))
     logger = RunLogger(config, out, wandb_id, job_type="world-model")
@@ -231,13 +253,12 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     def summary() -> dict:
         return dict(steps=counters["step"], wall_hours=counters["wall_s"] / 3600, cpu_hours=counters["cpu_s"] / 3600,
                     samples=counters["step"] * config.batch_size, training_config=dataclasses.asdict(config),
-                    training_command=f"neural-breakout train world-model --data {config.data} --out {config.out} "
-                                     f"--steps {config.steps}", **data_summary)
+                    training_command=training_command(config), history=history, **data_summary)
 
     def checkpoint() -> None:
         state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), rng=rng.bit_generator.state,
                      torch_rng=torch.get_rng_state(), counters=counters, colors=model.config.colors,
-                     wandb_id=logger.id)
+                     wandb_id=logger.id, history=history)
         save_checkpoint(state_path, TRAIN_STATE_KIND, config, state, summary())
         export_world_model(model, summary(), out / "world_model.pt")  # usable before the run ends
 
