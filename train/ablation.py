@@ -19,6 +19,7 @@ from pathlib import Path
 
 from train.evaluate import EvaluateConfig, evaluate_world_model
 from train.world_model import WorldModelTrainConfig, train_world_model
+from worldmodel.checkpoint import write_text_atomic
 
 # name -> (context frames, codes); the first is the shipped design
 VARIANTS = {
@@ -86,7 +87,7 @@ def table(rows: list[dict], config: AblationConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ablate(config: AblationConfig, progress: bool = True, **train_overrides) -> list[dict]:
+def ablate(config: AblationConfig, progress: bool = True) -> list[dict]:
     """Train and evaluate each variant; returns the table's rows (also written to OUT)."""
     names = config.names()
     out = Path(config.out)
@@ -99,7 +100,7 @@ def ablate(config: AblationConfig, progress: bool = True, **train_overrides) -> 
             data=config.data, out=str(out / name), steps=config.steps, batch_size=config.batch_size,
             context=context, codes=codes, width=config.width, max_episodes=config.max_episodes,
             holdout_every=config.holdout_every, seed=config.seed, threads=config.threads, wandb=False,
-            media_every=10 ** 9, **train_overrides)
+            media_every=10 ** 9)
         summary = train_world_model(train_config, progress=progress)
         report = evaluate_world_model(EvaluateConfig(
             data=config.data, checkpoint=str(out / name / "world_model.pt"), out=str(out / name / "eval"),
@@ -108,10 +109,6 @@ def ablate(config: AblationConfig, progress: bool = True, **train_overrides) -> 
         rows.append(row(name, summary, report))
         if progress:
             print(f"{name}: trained and evaluated in {time.time() - start:.0f} s")
-    for path, text in ((out / "ablation.json", json.dumps(dict(config=dataclasses.asdict(config), rows=rows),
-                                                          indent=1)),
-                       (out / "ablation.md", table(rows, config))):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+    write_text_atomic(out / "ablation.json", json.dumps(dict(config=dataclasses.asdict(config), rows=rows), indent=1))
+    write_text_atomic(out / "ablation.md", table(rows, config))
     return rows

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from worldmodel.breakout import parse_frame
+from worldmodel.checkpoint import write_text_atomic
 from worldmodel.frames import FrameStore
 from worldmodel.world_model import WorldModel, load_world_model
 
@@ -285,7 +286,5 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
     for i, frames in enumerate(gifs):
         write_video(out / f"rollout-{i}.gif", frames, fps=15)
     plot(report, out / "metrics.png")
-    tmp = out / ".report.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(out / "report.json")
+    write_text_atomic(out / "report.json", json.dumps(report, indent=1))
     return report

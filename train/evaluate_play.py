@@ -22,7 +22,6 @@ Writes OUT/report.json and a GIF of the tracker's game.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 
 from train.evaluate import ball_tracked, compare, held_out_store, segment_starts
 from worldmodel.breakout import FIRE, LEFT, NOOP, PADDLE_TOP, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, RIGHT, parse_frame
+from worldmodel.checkpoint import write_text_atomic
 from worldmodel.frames import FrameStore
 
 PADDLE_WIDTH = 16
@@ -220,7 +220,5 @@ def evaluate_play(config: EvaluatePlayConfig, progress: bool = True) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     write_video(out / "tracker.gif", gif, fps=15)
-    tmp = out / f".report.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, out / "report.json")
+    write_text_atomic(out / "report.json", json.dumps(report, indent=2))
     return report

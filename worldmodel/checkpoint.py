@@ -43,6 +43,18 @@ def save_checkpoint(path: str | Path, kind: str, config: Any, state: dict, summa
     return path
 
 
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write a text file (a report, a table) atomically: a temp file in the same folder, then `os.replace`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def load_checkpoint(path: str | Path, kind: str) -> dict:
     """Load and check kind and version; returns the payload dict."""
     path = Path(path)
