@@ -230,6 +230,14 @@ def cmd_agent_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent_compare(args: argparse.Namespace) -> int:
+    from train.agent_report import compare_runs
+
+    print(compare_runs(args.runs, args.out, points=args.points), end="")
+    print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from collect.record import RecordConfig
     from play.game import PlayConfig
@@ -366,6 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--epsilon", type=float, default=0.01, help="random-action probability (default: 0.01)")
     q.add_argument("--max-steps", type=int, default=27_000, help="step cap per game (default: 27000)")
     q.set_defaults(func=cmd_agent_export)
+    q = agent_sub.add_parser("compare", help="compare training runs (e.g. temperature vs RND) at the same budget",
+                             description="Read each RUN/log.jsonl and write a markdown report: the mean score of the "
+                                         "last 100 training games against environment steps and against CPU hours, "
+                                         "up to the budget every run reached, with each run's cost.")
+    q.add_argument("runs", nargs="+", metavar="RUN", help="folders of `train agent` runs (two or more)")
+    q.add_argument("--out", default="docs/exploration.md", help="markdown file to write (default: docs/exploration.md)")
+    q.add_argument("--points", type=int, default=8, help="rows per table (default: 8)")
+    q.set_defaults(func=cmd_agent_compare)
     return parser
 
 

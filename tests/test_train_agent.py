@@ -113,3 +113,37 @@ def test_tiny_training_with_wandb_offline(tmp_path, monkeypatch):
     assert summary["steps"] == 600
     assert list((out / "media").glob("eval-*.gif"))
     assert (out / "wandb").is_dir()
+
+
+def test_compare_cli_reports_both_runs_at_a_common_budget(tmp_path):
+    def fake_run(name, score_per_10k, cpu_h_per_10k, last_step, intrinsic=None):
+        run = tmp_path / name
+        run.mkdir()
+        rows = []
+        for step in range(10_000, last_step + 1, 10_000):
+            row = {"step": step, "train/mean_score_100": score_per_10k * step / 10_000,
+                   "time/cpu_h": cpu_h_per_10k * step / 10_000, "time/wall_h": 0.5 * cpu_h_per_10k * step / 10_000}
+            if intrinsic is not None:
+                row["rnd/intrinsic_reward"] = intrinsic
+            rows.append(json.dumps(row))
+        rows.insert(3, rows[2])  # a resumed run logs some steps twice
+        (run / "log.jsonl").write_text("\n".join(rows) + "\n")
+        return run
+
+    slow = fake_run("temperature", score_per_10k=1.0, cpu_h_per_10k=0.01, last_step=200_000)
+    fast = fake_run("rnd", score_per_10k=1.5, cpu_h_per_10k=0.02, last_step=100_000, intrinsic=0.03)
+    out = tmp_path / "report.md"
+    result = cli("agent", "compare", str(slow), str(fast), "--out", str(out), "--points", "4")
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "100,000 environment steps" in text  # the budget both reached
+    assert "| 100,000 | 10.0 | 15.0 |" in text  # same steps: the faster learner is ahead
+    assert "| 0.20 | 20.0 | 15.0 |" in text and "0.25 |" not in text  # same CPU time: it is behind
+    assert "| mean intrinsic reward per step | - | 0.03 |" in text
+
+    assert cli("agent", "compare", str(slow), "--out", str(out)).returncode != 0
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "log.jsonl").write_text("{not json\n")
+    result = cli("agent", "compare", str(slow), str(broken), "--out", str(out))
+    assert result.returncode != 0 and "log.jsonl:1: not JSON" in result.stderr
