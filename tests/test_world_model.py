@@ -208,7 +208,13 @@ def test_ablation_cli(episodes_dir, tmp_path):
     assert [(r["context"], r["codes"], r["updates"]) for r in rows] == [(1, 8, 2), (2, 64, 2)]
     assert (out / "ablation.md").read_text().count("\n| ") == 3  # header and two variants
     assert load_world_model(out / "context2-codes64" / "world_model.pt").config.codes == 64
-    result = run(*args)  # finished runs are not trained again
+    report = out / "context1-codes8" / "eval" / "report.json"
+    evaluated_at = report.stat().st_mtime_ns
+    result = run(*args)  # finished runs are not trained again, nor evaluated again with the same settings
     assert result.returncode == 0 and "resuming from" not in result.stderr
+    assert report.stat().st_mtime_ns == evaluated_at
+    result = run(*args, "--variants", "context1-codes8", "--horizon", "2")  # the last value of an option wins
+    assert result.returncode == 0, result.stderr
+    assert report.stat().st_mtime_ns != evaluated_at and json.loads(report.read_text())["config"]["horizon"] == 2
     result = run("evaluate", "ablation", "--data", str(episodes_dir), "--variants", "context3-codes8")
     assert result.returncode == 2 and "unknown context3-codes8" in result.stderr

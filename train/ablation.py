@@ -87,6 +87,18 @@ def table(rows: list[dict], config: AblationConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+def previous_report(config: EvaluateConfig, steps: int) -> dict | None:
+    """The variant's earlier evaluation report when it used these settings on the model trained `steps` updates."""
+    path = Path(config.out) / "report.json"
+    try:
+        report = json.loads(path.read_text())
+        trained = report["model"]["training"]["steps"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    same = {k: v for k, v in dataclasses.asdict(config).items() if k != "threads"}
+    return report if trained == steps and {k: report["config"].get(k) for k in same} == same else None
+
+
 def ablate(config: AblationConfig, progress: bool = True) -> list[dict]:
     """Train and evaluate each variant; returns the table's rows (also written to OUT)."""
     names = config.names()
@@ -102,13 +114,20 @@ def ablate(config: AblationConfig, progress: bool = True) -> list[dict]:
             holdout_every=config.holdout_every, seed=config.seed, threads=config.threads, wandb=False,
             media_every=10 ** 9)
         summary = train_world_model(train_config, progress=progress)
-        report = evaluate_world_model(EvaluateConfig(
+        eval_config = EvaluateConfig(
             data=config.data, checkpoint=str(out / name / "world_model.pt"), out=str(out / name / "eval"),
             transitions=config.transitions, segments=config.segments, horizon=config.horizon, gifs=0,
-            seed=config.seed, threads=config.threads))
+            seed=config.seed, threads=config.threads)
+        report = previous_report(eval_config, summary["steps"])
+        if report is None:
+            report = evaluate_world_model(eval_config)
+        elif progress:
+            print(f"{name}: reusing {eval_config.out}/report.json (same settings, newer than the checkpoint)")
         rows.append(row(name, summary, report))
         if progress:
             print(f"{name}: trained and evaluated in {time.time() - start:.0f} s")
-    write_text_atomic(out / "ablation.json", json.dumps(dict(config=dataclasses.asdict(config), rows=rows), indent=1))
-    write_text_atomic(out / "ablation.md", table(rows, config))
+        # the table so far, after every variant: an interrupted ablation still leaves its finished rows
+        write_text_atomic(out / "ablation.json",
+                          json.dumps(dict(config=dataclasses.asdict(config), rows=rows), indent=1))
+        write_text_atomic(out / "ablation.md", table(rows, config))
     return rows
