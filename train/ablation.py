@@ -122,7 +122,7 @@ def ablate(config: AblationConfig, progress: bool = True) -> list[dict]:
         if report is None:
             report = evaluate_world_model(eval_config)
         elif progress:
-            print(f"{name}: reusing {eval_config.out}/report.json (same settings, newer than the checkpoint)")
+            print(f"{name}: reusing {eval_config.out}/report.json (same settings, same trained updates)")
         rows.append(row(name, summary, report))
         if progress:
             print(f"{name}: trained and evaluated in {time.time() - start:.0f} s")

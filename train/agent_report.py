@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodel.checkpoint import write_text_atomic
+from worldmodel.checkpoint import load_checkpoint, write_text_atomic
 from worldmodel.errors import NeuralBreakoutError
 
 SCORE, CPU_H, WALL_H = "train/mean_score_100", "time/cpu_h", "time/wall_h"
@@ -38,10 +38,10 @@ def read_run(run: str | Path) -> dict:
         raise NeuralBreakoutError(f"{log}: no training rows (with {SCORE}) yet")
     config, curve = {}, []
     if (run / "checkpoint.pt").is_file():
-        import torch
+        from train.agent import TRAIN_STATE_KIND
 
-        state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
-        config, curve = state.get("config", {}), state.get("state", {}).get("curve", [])
+        payload = load_checkpoint(run / "checkpoint.pt", TRAIN_STATE_KIND)
+        config, curve = payload["config"], payload["state"]["curve"]
     steps = sorted(rows)
     return dict(name=run.name, path=str(run), config=config, curve=curve, steps=np.array(steps),
                 score=np.array([rows[s][SCORE] for s in steps]), cpu_h=np.array([rows[s][CPU_H] for s in steps]),
