@@ -179,7 +179,8 @@ def cmd_evaluate_play(args: argparse.Namespace) -> int:
           f"{roll['median_ball_tracking_horizon']:g} steps, paddle within 1 px {100 * roll['paddle_within_1px']:.1f}%")
     print(f"paddle direction {100 * direction['accuracy']:.1f}% of {direction['presses']} presses "
           f"(real game {100 * direction['real_game_accuracy']:.1f}%); FIRE launches "
-          f"{100 * (fire['launch_rate'] or 0):.1f}% of {fire['presses']} presses")
+          f"{100 * (fire['launch_rate'] or 0):.1f}% of {fire['presses']} presses "
+          f"(NOOP instead: {100 * (fire['noop_launch_rate'] or 0):.1f}%)")
     print(f"game logic over {logic['minutes_at_15fps']:.1f} min of tracker play: {json.dumps(logic['violations'])}")
     print(f"wrote {config.out}/report.json and {config.out}/tracker.gif")
     return 0

@@ -18,10 +18,10 @@ from worldmodel.world_model import WorldModel, WorldModelConfig, load_world_mode
 COLORS = ((0, 0, 0), (142, 142, 142), (200, 72, 72), (66, 72, 200))
 
 
-def tiny_model(context=2, codes=4) -> WorldModel:
+def tiny_model(context=2, codes=4, fine_dilations=()) -> WorldModel:
     torch.manual_seed(0)
     return WorldModel(WorldModelConfig(colors=COLORS, context=context, codes=codes, widths=(8, 16, 32),
-                                       encoder_width=8))
+                                       encoder_width=8, fine_dilations=fine_dilations))
 
 
 def test_one_hot_blocks_matches_pixel_unshuffle():
@@ -43,9 +43,9 @@ def test_color_table_round_trip_and_unknown_colour():
         table.to_ids(frame)
 
 
-@pytest.mark.parametrize("context", [1, 2, 4])
-def test_shapes_loss_and_gradients_reach_every_parameter(context):
-    model = tiny_model(context)
+@pytest.mark.parametrize("context,fine_dilations", [(1, ()), (2, ()), (4, ()), (2, (2, 4))])
+def test_shapes_loss_and_gradients_reach_every_parameter(context, fine_dilations):
+    model = tiny_model(context, fine_dilations=fine_dilations)
     ids = torch.randint(0, len(COLORS), (3, context + 1, 210, 160), dtype=torch.uint8)
     loss, metrics = model.loss(ids[:, :-1], ids[:, -1])
     assert loss.ndim == 0 and torch.isfinite(loss)
@@ -55,6 +55,53 @@ def test_shapes_loss_and_gradients_reach_every_parameter(context):
     assert no_grad == []
     logits = model.decoder(ids[:, :-1], model.encoder.vq.lookup(torch.zeros(3, dtype=torch.long)))
     assert logits.shape == (3, len(COLORS), 210, 160)
+
+
+def test_dilated_fine_blocks_see_further_at_the_finest_level():
+    # the finest level's output after its blocks: which 4x4 blocks of the input reach its centre
+    # (GroupNorm's statistics span the frame, so the norms are left out to see the convolutions')
+    def reach(fine_dilations):
+        model = tiny_model(fine_dilations=fine_dilations)
+        for blk in model.decoder.level0:
+            blk.norm1 = blk.norm2 = torch.nn.Identity()
+        x = torch.randn(1, 8, 53, 40, requires_grad=True)
+        h = x
+        for blk in model.decoder.level0:
+            h = blk(h, torch.zeros(1, model.config.latent_dim))
+        h[0, :, 26, 20].sum().backward()
+        rows = torch.nonzero(x.grad[0].abs().sum(dim=(0, 2)))
+        return int(rows.max() - rows.min()) // 2  # radius in blocks
+
+    assert reach(()) == 2
+    assert reach((2, 4)) == 2 + 4 + 8
+
+
+def test_predictions_undo_the_changed_pixel_weighting():
+    # Only the output's bias is trained, on a black frame that turns white (class 1) in 1 of 10 samples:
+    # the weighted loss's optimum favours the change 21:9, the true odds are 1:9; with the default
+    # keep bonus (e^1.5 = 4.5) prediction keeps black, without it the argmax paints the change.
+    model = tiny_model()
+    torch.nn.init.zeros_(model.decoder.head.weight)
+    trained = [model.decoder.head.bias, model.decoder.copy_bias]
+    for p in model.parameters():
+        p.requires_grad_(any(p is t for t in trained))
+    context = torch.zeros(10, 2, 210, 160, dtype=torch.uint8)
+    target = torch.zeros(10, 210, 160, dtype=torch.uint8)
+    target[0] = 1
+    optimizer = torch.optim.Adam(trained, lr=0.1)
+    for _ in range(150):
+        loss, _ = model.loss(context, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    latent = torch.zeros(1, dtype=torch.long)
+    raw = model.decoder(context[:1], model.encoder.vq.lookup(latent))
+    assert (raw.argmax(dim=1) == 1).float().mean() > 0.99  # the weighted odds: paint the change
+    odds = (raw[:, 1] - raw[:, 0]).exp().mean().item()
+    assert odds == pytest.approx(21 / 9, rel=0.1)
+    assert model.keep_bonus == 1.5
+    assert (model.predict_ids(context[:1], latent) == 0).all()  # odds 21/9 / e^1.5 < 1: keep
 
 
 def test_untrained_model_starts_as_copy_last_frame():
@@ -95,7 +142,7 @@ def test_vq_resets_dead_codes():
 
 
 def test_checkpoint_round_trip_and_errors(tmp_path):
-    model = tiny_model().eval()
+    model = tiny_model(fine_dilations=(2,)).eval()
     path = export_world_model(model, dict(steps=1), tmp_path / "wm.pt")
     loaded = load_world_model(path)
     ids = torch.randint(0, 4, (1, 2, 210, 160), dtype=torch.uint8)
@@ -213,8 +260,20 @@ def test_ablation_cli(episodes_dir, tmp_path):
     result = run(*args)  # finished runs are not trained again, nor evaluated again with the same settings
     assert result.returncode == 0 and "resuming from" not in result.stderr
     assert report.stat().st_mtime_ns == evaluated_at
+    result = run(*args, "--variants", "context2-codes64")  # a run of one variant keeps the other's row
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "ablation.json").read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["context1-codes8", "context2-codes64"]
+    stale = json.loads(report.read_text())
+    stale["prediction_version"] = 1  # made before predictions changed: evaluated again
+    report.write_text(json.dumps(stale))
+    result = run(*args, "--variants", "context1-codes8")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(report.read_text())["prediction_version"] > 1
     result = run(*args, "--variants", "context1-codes8", "--horizon", "2")  # the last value of an option wins
     assert result.returncode == 0, result.stderr
     assert report.stat().st_mtime_ns != evaluated_at and json.loads(report.read_text())["config"]["horizon"] == 2
+    rows = json.loads((out / "ablation.json").read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["context1-codes8"]  # other settings: a new table
     result = run("evaluate", "ablation", "--data", str(episodes_dir), "--variants", "context3-codes8")
     assert result.returncode == 2 and "unknown context3-codes8" in result.stderr

@@ -263,6 +263,11 @@ def plot(report: dict, path: Path) -> Path:
     return path
 
 
+# Bumped when the same checkpoint would score differently: 2 = predictions undo the changed-pixel
+# weighting (`WorldModel.keep_bonus`). The ablation reuses only reports of the current version.
+PREDICTION_VERSION = 2
+
+
 def evaluate_world_model(config: EvaluateConfig) -> dict:
     from worldmodel.video import write_video
 
@@ -275,7 +280,9 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
     start = time.time()
     report = dict(checkpoint=config.checkpoint or "checkpoints/world_model.pt", data=config.data,
                   held_out_episodes=len(store.names), held_out_transitions=len(store), config=asdict(config),
+                  prediction_version=PREDICTION_VERSION,
                   model=dict(context=model.config.context, codes=model.config.codes,
+                             fine_dilations=list(model.config.fine_dilations), keep_bonus=model.keep_bonus,
                              parameters=sum(p.numel() for p in model.parameters()),
                              training=dict((k, model.summary.get(k)) for k in ("steps", "wall_hours", "cpu_hours",
                                                                                 "samples", "training_command"))))

@@ -12,7 +12,9 @@ the real video here):
   each pressed once; the generated paddle must move that way. The same measure on the recorded
   presses of the real game is reported next to it;
 - FIRE: from held-out contexts with no ball in play and a life left, FIRE then NOOPs; a ball must
-  appear within `fire_window` steps. The real game's rate over the same window is reported next to it;
+  appear within `fire_window` steps. The real game's rate over the same window is reported next to it,
+  and so is the env's rate with NOOP in place of FIRE from the same contexts: a FIRE that launches
+  no more often than NOOP does is not a control;
 - game logic over `tracker_minutes` of play at 15 steps/s by the scripted tracker: bricks only
   disappear, the score only rises, lives only fall, the ball never vanishes mid-field for more than 2
   steps. Each violation is counted.
@@ -125,7 +127,7 @@ def _transition_of(store: FrameStore, frame: int) -> int:
 
 def fire_launches(env, store: FrameStore, config: EvaluatePlayConfig, rng: np.random.Generator) -> dict:
     k = env.world_model.context_length
-    launched, real_launched, tried = [], [], 0
+    launched, noop_launched, real_launched, tried = [], [], [], 0
     for start in store.starts[rng.permutation(len(store))]:
         if tried >= config.fires:
             break
@@ -134,16 +136,18 @@ def fire_launches(env, store: FrameStore, config: EvaluatePlayConfig, rng: np.ra
         if info.ball is not None or info.lives == 0 or start + config.fire_window > episode_end:
             continue
         tried += 1
-        env.reset(options={"frames": _rgb_context(store, start, k)})
-        seen = False
-        for i in range(config.fire_window):
-            obs, *_ = env.step(FIRE if i == 0 else NOOP)
-            seen = seen or parse_frame(obs).ball is not None
-        launched.append(seen)
+        for first, outcomes in ((FIRE, launched), (NOOP, noop_launched)):
+            env.reset(options={"frames": _rgb_context(store, start, k)})
+            seen = False
+            for i in range(config.fire_window):
+                obs, *_ = env.step(first if i == 0 else NOOP)
+                seen = seen or parse_frame(obs).ball is not None
+            outcomes.append(seen)
         if int(store.actions[_transition_of(store, start)]) == FIRE:
             real_launched.append(any(parse_frame(store.table.to_rgb(store.frames[start + 1 + i])).ball is not None
                                      for i in range(config.fire_window)))
     return dict(launch_rate=float(np.mean(launched)) if launched else None, presses=len(launched),
+                noop_launch_rate=float(np.mean(noop_launched)) if noop_launched else None,
                 real_game_launch_rate=float(np.mean(real_launched)) if real_launched else None,
                 real_game_presses=len(real_launched), window_steps=config.fire_window)
 

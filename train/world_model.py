@@ -46,6 +46,8 @@ class WorldModelTrainConfig:
     codes: int = field(default=8, metadata={"help": "latent actions in the codebook"})
     latent_dim: int = field(default=16, metadata={"help": "width of a latent code vector"})
     width: int = field(default=32, metadata={"help": "decoder channels at the finest level (x2, x4 below)"})
+    fine_dilations: str = field(default="", metadata={"help": "comma-separated dilations of extra residual blocks "
+                                                               "at the decoder's finest level, e.g. 2,4 (none: '')"})
     unroll: float = field(default=0.25, metadata={"help": "share of batches whose context is the model's "
                                                           "own rollout"})
     unroll_steps: int = field(default=1, metadata={"help": "most steps the model rolls out on its own to make an "
@@ -60,10 +62,20 @@ class WorldModelTrainConfig:
     max_minutes: float | None = field(default=None, metadata={"help": "stop (with a checkpoint) after this wall time"})
     wandb: bool = field(default=True, metadata={"help": "log to wandb (offline unless WANDB_MODE says otherwise)"})
 
+    def dilations(self) -> tuple[int, ...]:
+        try:
+            dilations = tuple(int(d) for d in self.fine_dilations.split(",") if d.strip())
+        except ValueError:
+            dilations = (0,)
+        if any(d < 1 for d in dilations):
+            raise ValueError(f"--fine-dilations: expected comma-separated positive integers such as 2,4, "
+                             f"got {self.fine_dilations!r}")
+        return dilations
+
     def model_config(self, colors: tuple) -> WorldModelConfig:
         w = self.width
         return WorldModelConfig(colors=colors, context=self.context, codes=self.codes, latent_dim=self.latent_dim,
-                                widths=(w, 2 * w, 4 * w), encoder_width=w)
+                                widths=(w, 2 * w, 4 * w), encoder_width=w, fine_dilations=self.dilations())
 
     @classmethod
     def tiny(cls, data: str, out: str, **overrides) -> "WorldModelTrainConfig":
@@ -214,6 +226,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     """Train until `config.steps` updates; returns the summary stored in the checkpoint."""
     from tqdm import tqdm
 
+    config.dilations()  # a bad --fine-dilations fails before the data loads
     torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -221,9 +234,9 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     saved = load_checkpoint(state_path, TRAIN_STATE_KIND) if state_path.exists() else None
     table = None
     if saved:
-        for key in ("context", "codes", "latent_dim", "width", "holdout_every", "max_episodes"):
-            if saved["config"][key] != getattr(config, key):
-                raise ValueError(f"{state_path}: was trained with {key}={saved['config'][key]!r}, not "
+        for key in ("context", "codes", "latent_dim", "width", "fine_dilations", "holdout_every", "max_episodes"):
+            if saved["config"].get(key, "") != getattr(config, key):
+                raise ValueError(f"{state_path}: was trained with {key}={saved['config'].get(key, '')!r}, not "
                                  f"{getattr(config, key)!r}; use another --out or the same setting")
         table = ColorTable(saved["state"]["colors"])
     train, held = load_split(config, table, progress)

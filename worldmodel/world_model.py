@@ -2,7 +2,8 @@
 action give the next frame, as one colour class per pixel at the native 210x160.
 
 The decoder is a small U-Net over 4x4 space-to-depth blocks (53x40, then 27x20 and 14x10, so its
-receptive field spans the frame), conditioned on the latent code at every level. Its output starts
+receptive field spans the frame), conditioned on the latent code at every level. Optional dilated
+blocks at 53x40 let the finest level see where the ball was two frames back (up to 28 px away). Its output starts
 from a learned bias towards the last context frame, so it learns what changes: ball, paddle, bricks,
 score. Training weights changed pixels up, since they are a few dozen of 33,600.
 
@@ -13,6 +14,7 @@ score. Training weights changed pixels up, since they are a few dozen of 33,600.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +42,11 @@ class WorldModelConfig:
     latent_dim: int = field(default=16, metadata={"help": "width of a latent code vector"})
     widths: tuple = field(default=(32, 64, 128), metadata={"help": "decoder channels at 53x40, 27x20, 14x10"})
     blocks: tuple = field(default=(1, 1, 2), metadata={"help": "residual blocks per level"})
+    fine_dilations: tuple = field(default=(), metadata={"help": "dilations of extra residual blocks at 53x40: "
+                                                                 "a wider fine view of the fast ball"})
     encoder_width: int = field(default=32, metadata={"help": "latent action encoder width"})
     changed_weight: float = field(default=20.0, metadata={"help": "loss weight of pixels that change"})
+    keep_bonus: float = field(default=1.5, metadata={"help": "logit bonus of each pixel's current class when predicting"})
 
     @property
     def classes(self) -> int:
@@ -53,13 +58,13 @@ class WorldModelConfig:
 
 
 class ResBlock(nn.Module):
-    def __init__(self, channels: int, latent_dim: int):
+    def __init__(self, channels: int, latent_dim: int, dilation: int = 1):
         super().__init__()
         self.norm1 = nn.GroupNorm(8, channels)
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
         self.cond = nn.Linear(latent_dim, channels)
         self.norm2 = nn.GroupNorm(8, channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
 
     def forward(self, x: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x))) + self.cond(latent)[:, :, None, None]
@@ -76,7 +81,8 @@ class Decoder(nn.Module):
         block = classes * PATCH * PATCH  # one frame's one-hot channels per 4x4 block
         w0, w1, w2 = config.widths
         self.stem = nn.Conv2d(k * block, w0, 1)
-        self.level0 = nn.ModuleList(ResBlock(w0, d) for _ in range(config.blocks[0]))
+        dilations = (1,) * config.blocks[0] + tuple(config.fine_dilations)
+        self.level0 = nn.ModuleList(ResBlock(w0, d, dilation) for dilation in dilations)
         self.down1 = nn.Conv2d(w0, w1, 3, stride=2, padding=1)  # 53x40 -> 27x20
         self.level1 = nn.ModuleList(ResBlock(w1, d) for _ in range(config.blocks[1]))
         self.down2 = nn.Conv2d(w1, w2, 3, stride=2, padding=1)  # 27x20 -> 14x10
@@ -88,7 +94,9 @@ class Decoder(nn.Module):
         self.head = nn.Conv2d(w0 + block, block, 1)
         self.copy_bias = nn.Parameter(torch.tensor(4.0))  # starts as copy-last-frame
 
-    def forward(self, context: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+    def forward(self, context: torch.Tensor, latent: torch.Tensor, keep_bonus: float = 0.0) -> torch.Tensor:
+        """`keep_bonus` is added to the logit of each pixel's class in the newest frame (see
+        `WorldModel.keep_bonus`)."""
         b, k, h, w = context.shape
         assert k == self.config.context and (h, w) == (H, W), f"expected (B, {self.config.context}, 210, 160), got {context.shape}"
         x = one_hot_blocks(context, self.config.classes)  # (B, k*K*16, 53, 40)
@@ -106,7 +114,7 @@ class Decoder(nn.Module):
         u1 = self.up1_block(self.up1(torch.cat([u1, h1], dim=1)), latent)  # (B, w1, 27, 20)
         u0 = F.interpolate(u1, size=h0.shape[-2:], mode="nearest")
         u0 = self.up0_block(self.up0(torch.cat([u0, h0], dim=1)), latent)  # (B, w0, 53, 40)
-        logits = self.head(torch.cat([F.silu(u0), last], dim=1)) + self.copy_bias * last  # (B, K*16, 53, 40)
+        logits = self.head(torch.cat([F.silu(u0), last], dim=1)) + (self.copy_bias + keep_bonus) * last  # (B, K*16, 53, 40)
         return F.pixel_shuffle(logits, PATCH)[:, :, :H]  # (B, K, 210, 160)
 
 
@@ -124,6 +132,11 @@ class WorldModel(nn.Module):
     def context_length(self) -> int:
         return self.config.context
 
+    @property
+    def keep_bonus(self) -> float:
+        """Added to the logit of each pixel's current class before the argmax (`config.keep_bonus`)."""
+        return self.config.keep_bonus
+
     def loss(self, context: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """context (B, k, 210, 160), target (B, 210, 160) class ids -> (loss, metrics)."""
         latent, index, vq_loss = self.encoder(context[:, -1], target)
@@ -134,7 +147,8 @@ class WorldModel(nn.Module):
         recon = (weights * ce).sum() / weights.sum()
         with torch.no_grad():  # error rates on 4 samples: argmax over classes is costly on a CPU
             few = slice(0, 4)
-            predicted = logits[few].argmax(dim=1)
+            predicted = (logits[few].detach() + self.keep_bonus * F.one_hot(context[few, -1].long(), self.config.classes)
+                         .permute(0, 3, 1, 2)).argmax(dim=1)
             wrong = (predicted != target[few]).float()
             changed = changed[few]
             usage = torch.bincount(index, minlength=self.config.codes).float() / len(index)
@@ -154,7 +168,7 @@ class WorldModel(nn.Module):
     def predict_ids(self, context: torch.Tensor, latent_index: torch.Tensor) -> torch.Tensor:
         """(B, k, 210, 160) class ids, (B,) latent indices -> next frame class ids (B, 210, 160) uint8."""
         latent = self.encoder.vq.lookup(latent_index)
-        return self.decoder(context, latent).argmax(dim=1).to(torch.uint8)
+        return self.decoder(context, latent, self.keep_bonus).argmax(dim=1).to(torch.uint8)
 
     # ---- inference on RGB frames (the public API) --------------------------------------------
     def _context_ids(self, context: np.ndarray) -> tuple[torch.Tensor, bool]:
