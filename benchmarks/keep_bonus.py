@@ -19,6 +19,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from train.evaluate_play import ball_appears
 from train.world_model import WorldModelTrainConfig, load_split
 from worldmodel.breakout import FIRE, NOOP, parse_frame
 from worldmodel.env import NeuralBreakoutEnv
@@ -36,15 +37,7 @@ def no_ball_contexts(store, k: int, count: int, rng: np.random.Generator) -> lis
 
 
 def launch_rate(env, contexts: list[np.ndarray], first: int, window: int = 4) -> float:
-    launched = 0
-    for context in contexts:
-        env.reset(options={"frames": context})
-        seen = False
-        for i in range(window):
-            obs, *_ = env.step(first if i == 0 else NOOP)
-            seen = seen or parse_frame(obs).ball is not None
-        launched += seen
-    return launched / len(contexts)
+    return float(np.mean([ball_appears(env, context, first, window) for context in contexts]))
 
 
 def main() -> None:

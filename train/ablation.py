@@ -145,11 +145,11 @@ def ablate(config: AblationConfig, progress: bool = True) -> list[dict]:
         elif progress:
             print(f"{name}: reusing {eval_config.out}/report.json (same settings, same trained updates)")
         kept[name] = row(name, summary, report)
-        rows = [kept[v] for v in VARIANTS if v in kept]
+        rows = [kept[v] for v in VARIANTS if v in kept]  # in the table's fixed order
         if progress:
             print(f"{name}: trained and evaluated in {time.time() - start:.0f} s")
         # the table so far, after every variant: an interrupted ablation still leaves its finished rows
         write_text_atomic(out / "ablation.json",
                           json.dumps(dict(config=dataclasses.asdict(config), rows=rows), indent=1))
         write_text_atomic(out / "ablation.md", table(rows, config))
-    return [kept[v] for v in VARIANTS if v in kept]
+    return rows

@@ -125,6 +125,16 @@ def _transition_of(store: FrameStore, frame: int) -> int:
     return int(frame - episode)  # each episode before this one has one frame more than transitions
 
 
+def ball_appears(env, context: np.ndarray, first: int, window: int) -> bool:
+    """From `context` (RGB frames), does a ball show within `window` steps of `first` then NOOPs?"""
+    env.reset(options={"frames": context})
+    for i in range(window):
+        obs, *_ = env.step(first if i == 0 else NOOP)
+        if parse_frame(obs).ball is not None:
+            return True
+    return False
+
+
 def fire_launches(env, store: FrameStore, config: EvaluatePlayConfig, rng: np.random.Generator) -> dict:
     k = env.world_model.context_length
     launched, noop_launched, real_launched, tried = [], [], [], 0
@@ -136,13 +146,9 @@ def fire_launches(env, store: FrameStore, config: EvaluatePlayConfig, rng: np.ra
         if info.ball is not None or info.lives == 0 or start + config.fire_window > episode_end:
             continue
         tried += 1
-        for first, outcomes in ((FIRE, launched), (NOOP, noop_launched)):
-            env.reset(options={"frames": _rgb_context(store, start, k)})
-            seen = False
-            for i in range(config.fire_window):
-                obs, *_ = env.step(first if i == 0 else NOOP)
-                seen = seen or parse_frame(obs).ball is not None
-            outcomes.append(seen)
+        context = _rgb_context(store, start, k)
+        launched.append(ball_appears(env, context, FIRE, config.fire_window))
+        noop_launched.append(ball_appears(env, context, NOOP, config.fire_window))
         if int(store.actions[_transition_of(store, start)]) == FIRE:
             real_launched.append(any(parse_frame(store.table.to_rgb(store.frames[start + 1 + i])).ball is not None
                                      for i in range(config.fire_window)))

@@ -3,9 +3,9 @@ action give the next frame, as one colour class per pixel at the native 210x160.
 
 The decoder is a small U-Net over 4x4 space-to-depth blocks (53x40, then 27x20 and 14x10, so its
 receptive field spans the frame), conditioned on the latent code at every level. Optional dilated
-blocks at 53x40 let the finest level see where the ball was two frames back (up to 28 px away). Its output starts
-from a learned bias towards the last context frame, so it learns what changes: ball, paddle, bricks,
-score. Training weights changed pixels up, since they are a few dozen of 33,600.
+blocks at 53x40 let the finest level see where the ball was two frames back (up to 28 px away).
+Its output starts from a learned bias towards the last context frame, so it learns what changes:
+ball, paddle, bricks, score. Training weights changed pixels up, since they are a few dozen of 33,600.
 
     wm = load_world_model()                 # the shipped checkpoint
     z = wm.infer_latent(context, next_frame)  # context: uint8 (k, 210, 160, 3), oldest first
@@ -14,7 +14,6 @@ score. Training weights changed pixels up, since they are a few dozen of 33,600.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
