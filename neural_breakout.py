@@ -119,7 +119,8 @@ def cmd_train_world_model(args: argparse.Namespace) -> int:
     config = config_from_args(WorldModelTrainConfig, args)
     if args.tiny:
         config = WorldModelTrainConfig.tiny(config.data, config.out, max_episodes=config.max_episodes or 4,
-                                            holdout_every=min(config.holdout_every, 2))
+                                            holdout_every=min(config.holdout_every, 2), init=config.init,
+                                            serve_share=config.serve_share)
     summary = train_world_model(config, progress=not args.quiet)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("training_config", "held_out_episodes")}))
     return 0
@@ -148,7 +149,7 @@ def cmd_train_action_map(args: argparse.Namespace) -> int:
 
     config = config_from_args(ActionMapTrainConfig, args)
     if args.tiny:
-        config = ActionMapTrainConfig.tiny(config.data, config.world_model, config.out)
+        config = ActionMapTrainConfig.tiny(config.data, config.world_model, config.out, serves=config.serves)
     summary = train_action_map(config, progress=not args.quiet)
     print(f"held-out accuracy {100 * summary['held_out_accuracy']:.1f}% (a context-free action table: "
           f"{100 * summary['action_table_baseline']:.1f}%); wrote {config.out}/action_map.pt and "

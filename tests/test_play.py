@@ -29,11 +29,13 @@ def models(tmp_path_factory):
     for args in (("record", "--episodes", "4", "--policy", "tracker", "--max-steps", "40", "--out", str(data)),
                  ("train", "world-model", "--data", str(data), "--out", str(wm), "--tiny"),
                  ("train", "action-map", "--data", str(data), "--world-model", str(wm / "world_model.pt"),
-                  "--out", str(am), "--tiny")):
+                  "--out", str(am), "--tiny", "--serves")):
         result = run(*args, "--quiet")
         assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert 0 <= summary["held_out_accuracy"] <= 1 and summary["start_states"] == 3
+    assert summary["held_out_serve_transitions"] > 0  # tracker episodes begin with no ball in play
+    assert set(summary["held_out_serve_accuracy_by_action"]) <= {"NOOP", "FIRE", "RIGHT", "LEFT"}
     return dict(data=data, checkpoint=wm / "world_model.pt", action_map=am / "action_map.pt",
                 start_states=am / "start_states.npz")
 

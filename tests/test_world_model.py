@@ -8,10 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from test_cli import run
-from train.world_model import WorldModelTrainConfig, export_world_model, load_split, sample_batch, split_episodes
+from train.world_model import (WorldModelTrainConfig, export_world_model, load_split, sample_batch, serve_transitions,
+                               split_episodes, train_world_model)
 from worldmodel.checkpoint import CheckpointError, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
+from collect.episodes import load_episode
+from worldmodel.breakout import parse_frame, ram_ball
 from worldmodel.lam import one_hot_blocks
 from worldmodel.world_model import WorldModel, WorldModelConfig, load_world_model
 
@@ -102,6 +105,27 @@ def test_predictions_undo_the_changed_pixel_weighting():
     assert odds == pytest.approx(21 / 9, rel=0.1)
     assert model.keep_bonus == 1.5
     assert (model.predict_ids(context[:1], latent) == 0).all()  # odds 21/9 / e^1.5 < 1: keep
+
+
+def test_false_changes_weigh_like_changes_in_marked_samples():
+    """Nothing changes in these frames. A model that keeps every pixel loses nothing by the marking;
+    one that would repaint some pixels loses more when they weigh 21x (their cross-entropy is the
+    high one: the model prefers another class there)."""
+    torch.manual_seed(0)
+    model = tiny_model()
+    ids = torch.randint(0, len(COLORS), (2, 2, 210, 160), dtype=torch.uint8)
+    context, target = ids, ids[:, -1]
+    marked = torch.tensor([True, False])
+    torch.manual_seed(1)
+    plain = model.loss(context, target)[0]
+    torch.manual_seed(1)
+    assert model.loss(context, target, false_changes=marked)[0].item() == pytest.approx(plain.item())
+    model.eval()  # no dead-code reset between the two calls
+    with torch.no_grad():
+        model.decoder.copy_bias.fill_(-model.keep_bonus)  # no pull to the last frame: some pixels change
+    plain = model.loss(context, target)[0].item()
+    assert model.loss(context, target, false_changes=torch.tensor([False, False]))[0].item() == pytest.approx(plain)
+    assert model.loss(context, target, false_changes=marked)[0].item() > 1.02 * plain
 
 
 def test_untrained_model_starts_as_copy_last_frame():
@@ -208,6 +232,7 @@ def test_train_resume_and_evaluate_cli(episodes_dir, tmp_path):
     report = json.loads((report_dir / "report.json").read_text())
     assert report["one_step"]["transitions"] == 10 and 0 <= report["one_step"]["bricks_exact"] <= 1
     assert report["rollouts"]["segments"] >= 1 and report["speed"]["predict_steps_per_s"] > 0
+    assert report["serves"]["transitions"] > 0  # tracker episodes begin with no ball in play
     assert (report_dir / "metrics.png").stat().st_size > 0 and (report_dir / "rollout-0.gif").exists()
 
 
@@ -224,7 +249,8 @@ def test_unrolled_context_is_the_models_own_rollout(episodes_dir):
     train, _ = load_split(config, progress=False)
     torch.manual_seed(0)
     model = WorldModel(config.model_config(train.table.colors))
-    context, target = sample_batch(train, model, config, np.random.default_rng(5), unroll=True)
+    context, target, served = sample_batch(train, model, config, np.random.default_rng(5), unroll=True)
+    assert not served.any()  # serve_share 0 draws nothing else
     rng = np.random.default_rng(5)  # the same draws, replayed one sample at a time
     start = train.starts[rng.integers(len(train), size=config.batch_size)]
     n = int(rng.integers(1, config.unroll_steps + 1))
@@ -241,6 +267,46 @@ def test_unrolled_context_is_the_models_own_rollout(episodes_dir):
         if s == first:
             assert np.array_equal(context[i].numpy(), train.context(np.array([s]), k)[0])
     assert model.training
+
+
+def test_serve_transitions_leave_frames_without_a_ball(episodes_dir):
+    config = WorldModelTrainConfig.tiny(str(episodes_dir), "unused", batch_size=16, max_episodes=4, holdout_every=2,
+                                        serve_share=1.0)
+    train, _ = load_split(config, progress=False)
+    ram = np.concatenate([load_episode(episodes_dir / name, decode_frames=False).ram for name in train.names])
+    expected = [j for j, s in enumerate(train.starts) if train.lives[s] > 0 and ram_ball(ram[s]) is None]
+    serves = serve_transitions(train, str(episodes_dir))
+    assert 0 < len(serves) < len(train) and serves.tolist() == expected
+    model = WorldModel(config.model_config(train.table.colors))
+    context, target, served = sample_batch(train, model, config, np.random.default_rng(0), unroll=False,
+                                           serves=serves)
+    assert served.all()
+    for i in range(config.batch_size):  # with a share of 1 every sample is one of them
+        assert parse_frame(train.table.to_rgb(context[i, -1].numpy())).ball is None
+
+
+def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
+    base = ("train", "world-model", "--data", str(episodes_dir), "--tiny", "--quiet")
+    assert run(*base, "--out", str(tmp_path / "a")).returncode == 0
+    init = tmp_path / "a" / "world_model.pt"
+    result = run(*base, "--out", str(tmp_path / "b"), "--init", str(init), "--serve-share", "0.5")
+    assert result.returncode == 0, result.stderr
+    summary = load_world_model(tmp_path / "b" / "world_model.pt").summary
+    assert summary["init"]["path"] == str(init) and summary["init"]["steps"] == summary["steps"]
+    assert summary["total_wall_hours"] == pytest.approx(summary["init"]["wall_hours"] + summary["wall_hours"])
+    assert "--init" in summary["training_command"] and summary["serve_transitions"] > 0
+    # training starts from the init weights: zero updates export them unchanged
+    train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "c"), steps=0, init=str(init),
+                                                 max_episodes=4, holdout_every=2), progress=False)
+    before, after = load_world_model(init).state_dict(), load_world_model(tmp_path / "c" / "world_model.pt").state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # a model that held out other episodes would be fine-tuned on its own evaluation data
+    result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(tmp_path / "d"), "--init",
+                 str(init), "--max-episodes", "4", "--holdout-every", "3", "--steps", "1", "--batch-size", "2",
+                 "--width", "8", "--no-wandb", "--quiet")
+    assert result.returncode == 2 and "held out other episodes" in result.stderr
+    result = run(*base, "--out", str(tmp_path / "e"), "--serve-share", "1.5")
+    assert result.returncode == 2 and "--serve-share" in result.stderr
 
 
 def test_ablation_cli(episodes_dir, tmp_path):

@@ -4,7 +4,11 @@ and build the bank of real start states that the neural env starts from.
     neural-breakout train action-map --data data/breakout --world-model checkpoints/world_model.pt
 
 Uses the world model's own split: its held-out episodes stay held out here, and the accuracy it
-reports is measured on them. Writes OUT/action_map.pt and OUT/start_states.npz.
+reports is measured on them. With `--serves`, every transition that leaves a frame where no ball is
+in play is labelled too: FIRE serves from there and nothing else does, and such transitions are too
+rare (0.5%) for a random sample to teach the map what FIRE does; their held-out accuracy is then
+reported on its own. It helps only a world model whose latent carries the serve
+(`benchmarks/serve_control.py`), which the shipped one does not; off by default. Writes OUT/action_map.pt and OUT/start_states.npz.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from train.world_model import WorldModelTrainConfig, load_split
+from train.world_model import WorldModelTrainConfig, load_split, serve_transitions
 from worldmodel.action_map import ACTION_MAP_KIND, ActionMap, ActionMapConfig
 from worldmodel.breakout import ACTION_MEANINGS, parse_frame
 from worldmodel.checkpoint import save_checkpoint
@@ -33,6 +37,8 @@ class ActionMapTrainConfig:
     out: str = field(default="runs/action-map", metadata={"help": "folder for action_map.pt and start_states.npz"})
     transitions: int = field(default=40_000, metadata={"help": "training transitions to label with latents"})
     held_out: int = field(default=4_000, metadata={"help": "held-out transitions to measure accuracy on"})
+    serves: bool = field(default=False, metadata={"help": "also label every transition that leaves a frame where no "
+                                                          "ball is in play (where FIRE serves)"})
     steps: int = field(default=2_000, metadata={"help": "gradient updates"})
     batch_size: int = field(default=64, metadata={"help": "transitions per update"})
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
@@ -44,9 +50,9 @@ class ActionMapTrainConfig:
     threads: int = field(default=2, metadata={"help": "torch threads"})
 
     @classmethod
-    def tiny(cls, data: str, world_model: str, out: str) -> "ActionMapTrainConfig":
+    def tiny(cls, data: str, world_model: str, out: str, serves: bool = False) -> "ActionMapTrainConfig":
         return cls(data=data, world_model=world_model, out=out, transitions=64, held_out=16, steps=4, batch_size=8,
-                   width=8, bank_starts=1, bank_states=2, max_episodes=4)
+                   width=8, bank_starts=1, bank_states=2, max_episodes=4, serves=serves)
 
 
 @torch.no_grad()
@@ -101,6 +107,17 @@ def save_start_bank(bank: dict, path: Path) -> Path:
     return path
 
 
+@torch.no_grad()
+def predict_latents(model: ActionMap, store: FrameStore, index: np.ndarray, k: int) -> np.ndarray:
+    """The map's most likely latent for each transition's recorded action."""
+    predicted = np.empty(len(index), dtype=np.int64)
+    for i in range(0, len(index), 128):
+        context = torch.from_numpy(store.context(store.starts[index[i:i + 128]], k))
+        action = torch.from_numpy(store.actions[index[i:i + 128]].astype(np.int64))
+        predicted[i:i + 128] = model.probabilities(context, action).argmax(axis=1)
+    return predicted
+
+
 def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
@@ -116,8 +133,13 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     rng = np.random.default_rng(config.seed)
     train_index = rng.choice(len(train), size=min(config.transitions, len(train)), replace=False)
     held_index = rng.choice(len(held), size=min(config.held_out, len(held)), replace=False)
+    held_serves = np.zeros(0, dtype=np.int64)
+    if config.serves:
+        train_index = np.union1d(train_index, serve_transitions(train, config.data))
+        held_serves = serve_transitions(held, config.data)
     train_latent = label_latents(world_model, train, train_index, progress, "label training latents")
     held_latent = label_latents(world_model, held, held_index, progress, "label held-out latents")
+    held_serve_latent = label_latents(world_model, held, held_serves, progress, "label held-out serves")
 
     torch.manual_seed(config.seed)
     model_config = ActionMapConfig(classes=world_model.config.classes, context=k, codes=world_model.config.codes,
@@ -140,14 +162,10 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
             bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['accuracy']:.3f}")
     model.eval()
 
-    predicted = np.empty(len(held_index), dtype=np.int64)
     held_actions = held.actions[held_index].astype(np.int64)
-    with torch.no_grad():
-        for i in range(0, len(held_index), 128):
-            context = torch.from_numpy(held.context(held.starts[held_index[i:i + 128]], k))
-            probs = model.probabilities(context, torch.from_numpy(held_actions[i:i + 128]))
-            predicted[i:i + 128] = probs.argmax(axis=1)
-    correct = predicted == held_latent
+    correct = predict_latents(model, held, held_index, k) == held_latent
+    serve_actions = held.actions[held_serves].astype(np.int64)
+    serve_correct = predict_latents(model, held, held_serves, k) == held_serve_latent
     # the baseline a context-free table reaches: the commonest training latent of each action
     train_actions = train.actions[train_index]
     table = np.array([np.bincount(train_latent[train_actions == a], minlength=model_config.codes).argmax()
@@ -158,6 +176,9 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
                                      for a in range(model_config.actions) if (held_actions == a).any()},
         action_table_baseline=float((table[held_actions] == held_latent).mean()),
         held_out_transitions=int(len(held_index)),
+        held_out_serve_accuracy_by_action={ACTION_MEANINGS[a]: float(serve_correct[serve_actions == a].mean())
+                                           for a in range(model_config.actions) if (serve_actions == a).any()},
+        held_out_serve_transitions=int(len(held_serves)),
     )
     out = Path(config.out)
     summary = dict(**accuracy, world_model=str(config.world_model), data=config.data,

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldmodel.breakout import parse_frame
+from worldmodel.breakout import FIRE, NOOP, parse_frame
 from worldmodel.checkpoint import write_text_atomic
 from worldmodel.frames import FrameStore
 from worldmodel.world_model import WorldModel, load_world_model
@@ -120,6 +120,40 @@ def one_step(model: WorldModel, store: FrameStore, config: EvaluateConfig, rng: 
         score_exact=float(np.mean([r["score"] for r in rows])),
         lives_exact=float(np.mean([r["lives"] for r in rows])),
     )
+
+
+def serves(model: WorldModel, store: FrameStore, config: EvaluateConfig) -> dict:
+    """Held-out transitions that leave a frame where no ball is in play, latents inferred from the real
+    video: does the generated frame show a ball exactly when the real one does, and do the latents
+    of serves differ from the others'? A ball appears only on the step after FIRE, so this asks
+    whether the latent carries the serve; if not, FIRE cannot be a control in the game.
+    `latent_separation` is the total variation distance between the latents' histograms of served
+    and unserved transitions whose action is FIRE or NOOP (neither moves the paddle, so only the
+    serve tells them apart): 0 when both get the same codes, 1 when no code is shared."""
+    from train.world_model import serve_transitions
+
+    index = serve_transitions(store, config.data)
+    real_ball, gen_ball, codes = [], [], []
+    for chunk in np.array_split(index, max(1, len(index) // config.batch)) if len(index) else []:
+        context, target = store.batch(chunk, model.context_length)
+        context_t, target_t = torch.from_numpy(context), torch.from_numpy(target)
+        latent = model.infer_latent_ids(context_t, target_t)
+        predicted = model.predict_ids(context_t, latent).numpy()
+        codes.extend(latent.tolist())
+        for real, gen in zip(target, predicted):
+            real_ball.append(parse_frame(model.table.to_rgb(real)).ball is not None)
+            gen_ball.append(parse_frame(model.table.to_rgb(gen)).ball is not None)
+    real_ball, gen_ball, codes = np.array(real_ball, dtype=bool), np.array(gen_ball, dtype=bool), np.array(codes)
+    still = np.isin(store.actions[index], (NOOP, FIRE))
+    separation = None
+    if (real_ball & still).any() and (~real_ball & still).any():
+        served = np.bincount(codes[real_ball & still], minlength=model.config.codes) / (real_ball & still).sum()
+        unserved = np.bincount(codes[~real_ball & still], minlength=model.config.codes) / (~real_ball & still).sum()
+        separation = float(0.5 * np.abs(served - unserved).sum())
+    return dict(transitions=len(index), real_serves=int(real_ball.sum()),
+                ball_when_served=float(gen_ball[real_ball].mean()) if real_ball.any() else None,
+                no_ball_when_not_served=float((~gen_ball[~real_ball]).mean()) if (~real_ball).any() else None,
+                latent_separation=separation)
 
 
 def segment_starts(store: FrameStore, count: int, horizon: int, rng: np.random.Generator) -> np.ndarray:
@@ -285,8 +319,11 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
                              fine_dilations=list(model.config.fine_dilations), keep_bonus=model.keep_bonus,
                              parameters=sum(p.numel() for p in model.parameters()),
                              training=dict((k, model.summary.get(k)) for k in ("steps", "wall_hours", "cpu_hours",
-                                                                                "samples", "training_command"))))
+                                                                                "total_wall_hours", "total_cpu_hours",
+                                                                                "samples", "training_command",
+                                                                                "init"))))
     report["one_step"] = one_step(model, store, config, rng)
+    report["serves"] = serves(model, store, config)
     report["rollouts"], gifs = rollouts(model, store, config, rng)
     report["speed"] = speed(model)
     report["eval_wall_s"] = time.time() - start

@@ -11,6 +11,16 @@ Rollout stability: with probability `unroll` a batch's context is the model's ow
 1..`unroll_steps` steps (latents inferred from the real video, no gradient) from the real frames
 before, and is trained to continue from its own outputs to the real next frame (DESIGN's lessons:
 autoregressive rollouts drift otherwise). With `unroll_steps` 1 only the newest frame is replaced.
+
+Serves: a ball appears only on the step after FIRE, from a frame with no ball in play. Such
+transitions are about 0.5% of the data, too rare for the 8-code latent to spend a code on them, and
+then FIRE is no control: the decoder serves by chance whatever the action. `serve_share` draws that
+share of every batch from the transitions that leave a frame where no ball is in play (FIRE and the
+other actions alike), and in those samples a ball painted where none comes weighs as much as a
+missed one (`WorldModel.loss`'s `false_changes`), so the latent has to tell a serve from its absence.
+
+Fine-tuning: `--init PATH` starts from a trained world model's weights (same architecture, same
+held-out episodes) with a fresh optimizer and schedule; the report adds its training time.
 """
 
 from __future__ import annotations
@@ -29,9 +39,10 @@ from train.logger import RunLogger
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.frames import FrameStore
-from worldmodel.world_model import WORLD_MODEL_KIND, WorldModel, WorldModelConfig
+from worldmodel.world_model import WORLD_MODEL_KIND, WorldModel, WorldModelConfig, load_world_model
 
 TRAIN_STATE_KIND = "world-model-training-state"
+BALL_Y_RAM = 101  # the ball's RAM row byte; 0 while no ball is in play (DESIGN contract 3)
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,10 @@ class WorldModelTrainConfig:
                                                           "own rollout"})
     unroll_steps: int = field(default=1, metadata={"help": "most steps the model rolls out on its own to make an "
                                                            "unrolled batch's context (1..N, uniform)"})
+    serve_share: float = field(default=0.0, metadata={"help": "share of each batch drawn from transitions that "
+                                                              "leave a frame with no ball in play (serve or not)"})
+    init: str | None = field(default=None, metadata={"help": "start from this world model's weights (fine-tuning): "
+                                                            "same architecture and held-out episodes"})
     holdout_every: int = field(default=10, metadata={"help": "every n-th episode is held out"})
     max_episodes: int | None = field(default=None, metadata={"help": "use only the first N episodes"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation and sampling"})
@@ -123,13 +138,42 @@ def lr_at(step: int, config: WorldModelTrainConfig) -> float:
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def serve_transitions(store: FrameStore, data: str) -> np.ndarray:
+    """Indices of the transitions that leave a frame where no ball is in play and a life is left:
+    FIRE serves from there (the ball shows on the next frame, always at the same spot) and no
+    other action does. Read from the emulator's RAM in the episode files (byte 101 is 0 with no
+    ball), not from the pixels: the parser also misses a ball that is in play but hidden (below
+    the paddle after a miss, or behind a brick), where FIRE does nothing."""
+    from collect.episodes import load_episode
+
+    folder = Path(data)
+    serves = []
+    for e, name in enumerate(store.names):
+        episode = load_episode(folder / name, decode_frames=False)
+        first = store.offsets[e]
+        if len(episode.ram) != store.offsets[e + 1] - first:
+            raise ValueError(f"{folder / name}: holds {len(episode.ram)} frames, the loaded data "
+                             f"{store.offsets[e + 1] - first}")
+        frames = np.flatnonzero((episode.ram[:-1, BALL_Y_RAM] == 0) & (store.lives[first:store.offsets[e + 1] - 1] > 0))
+        serves.append(frames + first)
+    frames = np.concatenate(serves) if serves else np.zeros(0, dtype=np.int64)
+    return np.searchsorted(store.starts, frames).astype(np.int64)  # each such frame starts one transition
+
+
 def sample_batch(store: FrameStore, model: WorldModel, config: WorldModelTrainConfig, rng: np.random.Generator,
-                 unroll: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                 unroll: bool, serves: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(context, next frame, which samples were drawn from `serves`)."""
     index = rng.integers(len(store), size=config.batch_size)
+    served = torch.zeros(config.batch_size, dtype=torch.bool)
+    if config.serve_share > 0 and serves is not None and len(serves):
+        n = int(rng.binomial(config.batch_size, config.serve_share))
+        first = config.batch_size - n  # at the end: the loss's logged error rates read the first samples
+        index[first:] = serves[rng.integers(len(serves), size=n)]
+        served[first:] = True
     start = store.starts[index]
     k = config.context
     if not unroll:
-        return torch.from_numpy(store.context(start, k)), torch.from_numpy(store.frames[start + 1])
+        return torch.from_numpy(store.context(start, k)), torch.from_numpy(store.frames[start + 1]), served
     # Roll n steps from the real context n frames back (fewer near an episode's start), latents
     # inferred from the real video, so the context ends at `start` but holds the model's own frames.
     first = store.offsets[store.episode_of_frame[start]]
@@ -148,7 +192,7 @@ def sample_batch(store: FrameStore, model: WorldModel, config: WorldModelTrainCo
             rolled = torch.cat([context[:, 1:], generated[:, None]], dim=1)
             context = torch.where(torch.from_numpy(active)[:, None, None, None], rolled, context)
     model.train()
-    return context, torch.from_numpy(store.frames[start + 1])
+    return context, torch.from_numpy(store.frames[start + 1]), served
 
 
 @torch.no_grad()
@@ -222,11 +266,38 @@ def training_command(config: WorldModelTrainConfig) -> str:
     return " ".join(words)
 
 
+def initial_weights(config: WorldModelTrainConfig, model: WorldModel, held: FrameStore) -> WorldModel | None:
+    """The world model `--init` names, checked to fit `model` and to hold out the same episodes."""
+    if not config.init:
+        return None
+    init = load_world_model(config.init)
+    if init.config.colors != model.config.colors:
+        raise ValueError(f"--init {config.init}: its colour table differs from the data's; fine-tune on the "
+                         f"folder it was trained from ({init.summary.get('data')})")
+    load_weights(model, init.state_dict(), config.init)
+    if init.summary.get("held_out_episodes") and list(init.summary["held_out_episodes"]) != list(held.names):
+        raise ValueError(f"--init {config.init}: it held out other episodes than this run would; fine-tuning "
+                         f"would train on its evaluation data (use its data folder and --holdout-every)")
+    return init
+
+
+def init_summary(path: str) -> dict:
+    """How the `--init` model was made, so that the total training cost can be reported."""
+    summary = load_world_model(path).summary
+    total_wall = summary.get("total_wall_hours", summary.get("wall_hours", 0.0))
+    total_cpu = summary.get("total_cpu_hours", summary.get("cpu_hours", 0.0))
+    return dict(path=str(path), steps=summary.get("steps"), wall_hours=summary.get("wall_hours"),
+                cpu_hours=summary.get("cpu_hours"), total_wall_hours=total_wall, total_cpu_hours=total_cpu,
+                training_command=summary.get("training_command"), history=summary.get("history"))
+
+
 def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> dict:
     """Train until `config.steps` updates; returns the summary stored in the checkpoint."""
     from tqdm import tqdm
 
     config.dilations()  # a bad --fine-dilations fails before the data loads
+    if not 0.0 <= config.serve_share <= 1.0:
+        raise ValueError(f"--serve-share must be in [0, 1], got {config.serve_share}")
     torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -257,14 +328,29 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         wandb_id = state.get("wandb_id")
         history = state.get("history") or [dict(from_update=0, command=saved["summary"].get("training_command"))]
         print(f"resuming from {state_path} at update {counters['step']}")
+    else:
+        init = initial_weights(config, model, held)
+        if init is not None:
+            model.load_state_dict(init.state_dict())
     if not history or history[-1]["command"] != training_command(config):
         history.append(dict(from_update=counters["step"], command=training_command(config)))
     data_summary = dict(data=config.data, train_episodes=len(train.names), train_transitions=len(train),
                         held_out_episodes=held.names, held_out_transitions=len(held))
+    if config.init:
+        data_summary["init"] = init_summary(config.init)
+    serves = None
+    if config.serve_share > 0:
+        serves = serve_transitions(train, config.data)
+        data_summary["serve_transitions"] = len(serves)
+        print(f"{len(serves)} training transitions leave a frame where no ball is in play "
+              f"({100 * len(serves) / len(train):.2f}%); {config.serve_share:.0%} of each batch is drawn from them")
     logger = RunLogger(config, out, wandb_id, job_type="world-model")
 
     def summary() -> dict:
+        before = data_summary.get("init", {})
         return dict(steps=counters["step"], wall_hours=counters["wall_s"] / 3600, cpu_hours=counters["cpu_s"] / 3600,
+                    total_wall_hours=before.get("total_wall_hours", 0.0) + counters["wall_s"] / 3600,
+                    total_cpu_hours=before.get("total_cpu_hours", 0.0) + counters["cpu_s"] / 3600,
                     samples=counters["step"] * config.batch_size, training_config=dataclasses.asdict(config),
                     training_command=training_command(config), history=history, **data_summary)
 
@@ -293,8 +379,9 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
             step = counters["step"]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
-            context, target = sample_batch(train, model, config, rng, unroll=rng.random() < config.unroll)
-            loss, metrics = model.loss(context, target)
+            context, target, served = sample_batch(train, model, config, rng, unroll=rng.random() < config.unroll,
+                                                   serves=serves)
+            loss, metrics = model.loss(context, target, false_changes=served)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

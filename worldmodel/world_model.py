@@ -136,12 +136,26 @@ class WorldModel(nn.Module):
         """Added to the logit of each pixel's current class before the argmax (`config.keep_bonus`)."""
         return self.config.keep_bonus
 
-    def loss(self, context: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """context (B, k, 210, 160), target (B, 210, 160) class ids -> (loss, metrics)."""
+    def loss(self, context: torch.Tensor, target: torch.Tensor, false_changes: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, dict]:
+        """context (B, k, 210, 160), target (B, 210, 160) class ids -> (loss, metrics).
+
+        Changed pixels weigh `changed_weight` more. In the samples that `false_changes` (B,) marks,
+        so do the pixels the model would change but the real frame keeps: a serve that does not
+        come costs as much as one that comes and is missed, and the latent has to tell them apart."""
         latent, index, vq_loss = self.encoder(context[:, -1], target)
         logits = self.decoder(context, latent)
-        changed = (target != context[:, -1]).float()
-        weights = 1.0 + self.config.changed_weight * changed
+        changed = target != context[:, -1]
+        weighted = changed
+        if false_changes is not None and false_changes.any():
+            with torch.no_grad():
+                last = context[false_changes, -1].long()
+                would = (logits[false_changes].detach() + self.keep_bonus * F.one_hot(last, self.config.classes)
+                         .permute(0, 3, 1, 2)).argmax(dim=1) != last
+            weighted = changed.clone()
+            weighted[false_changes] |= would
+        changed = changed.float()
+        weights = 1.0 + self.config.changed_weight * weighted.float()
         ce = F.cross_entropy(logits, target.long(), reduction="none")  # (B, 210, 160)
         recon = (weights * ce).sum() / weights.sum()
         with torch.no_grad():  # error rates on 4 samples: argmax over classes is costly on a CPU
