@@ -8,7 +8,8 @@ reports is measured on them. With `--serves`, every transition that leaves a fra
 in play is labelled too: FIRE serves from there and nothing else does, and such transitions are too
 rare (0.5%) for a random sample to teach the map what FIRE does; their held-out accuracy is then
 reported on its own. It helps only a world model whose latent carries the serve
-(`benchmarks/serve_control.py`), which the shipped one does not; off by default. Writes OUT/action_map.pt and OUT/start_states.npz.
+(`benchmarks/serve_control.py`), which the shipped one does not; off by default.
+Writes OUT/action_map.pt and OUT/start_states.npz.
 """
 
 from __future__ import annotations

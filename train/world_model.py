@@ -36,13 +36,13 @@ import numpy as np
 import torch
 
 from train.logger import RunLogger
+from worldmodel.breakout import ram_ball_in_play
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.frames import FrameStore
 from worldmodel.world_model import WORLD_MODEL_KIND, WorldModel, WorldModelConfig, load_world_model
 
 TRAIN_STATE_KIND = "world-model-training-state"
-BALL_Y_RAM = 101  # the ball's RAM row byte; 0 while no ball is in play (DESIGN contract 3)
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,7 @@ def lr_at(step: int, config: WorldModelTrainConfig) -> float:
 def serve_transitions(store: FrameStore, data: str) -> np.ndarray:
     """Indices of the transitions that leave a frame where no ball is in play and a life is left:
     FIRE serves from there (the ball shows on the next frame, always at the same spot) and no
-    other action does. Read from the emulator's RAM in the episode files (byte 101 is 0 with no
-    ball), not from the pixels: the parser also misses a ball that is in play but hidden (below
+    other action does. Read from the emulator's RAM in the episode files, not from the pixels: the parser also misses a ball that is in play but hidden (below
     the paddle after a miss, or behind a brick), where FIRE does nothing."""
     from collect.episodes import load_episode
 
@@ -154,7 +153,8 @@ def serve_transitions(store: FrameStore, data: str) -> np.ndarray:
         if len(episode.ram) != store.offsets[e + 1] - first:
             raise ValueError(f"{folder / name}: holds {len(episode.ram)} frames, the loaded data "
                              f"{store.offsets[e + 1] - first}")
-        frames = np.flatnonzero((episode.ram[:-1, BALL_Y_RAM] == 0) & (store.lives[first:store.offsets[e + 1] - 1] > 0))
+        waiting = ~ram_ball_in_play(episode.ram[:-1]) & (store.lives[first:store.offsets[e + 1] - 1] > 0)
+        frames = np.flatnonzero(waiting)
         serves.append(frames + first)
     frames = np.concatenate(serves) if serves else np.zeros(0, dtype=np.int64)
     return np.searchsorted(store.starts, frames).astype(np.int64)  # each such frame starts one transition
@@ -266,11 +266,8 @@ def training_command(config: WorldModelTrainConfig) -> str:
     return " ".join(words)
 
 
-def initial_weights(config: WorldModelTrainConfig, model: WorldModel, held: FrameStore) -> WorldModel | None:
-    """The world model `--init` names, checked to fit `model` and to hold out the same episodes."""
-    if not config.init:
-        return None
-    init = load_world_model(config.init)
+def check_init(config: WorldModelTrainConfig, init: WorldModel, model: WorldModel, held: FrameStore) -> None:
+    """The `--init` model must fit `model` and hold out the same episodes."""
     if init.config.colors != model.config.colors:
         raise ValueError(f"--init {config.init}: its colour table differs from the data's; fine-tune on the "
                          f"folder it was trained from ({init.summary.get('data')})")
@@ -278,12 +275,10 @@ def initial_weights(config: WorldModelTrainConfig, model: WorldModel, held: Fram
     if init.summary.get("held_out_episodes") and list(init.summary["held_out_episodes"]) != list(held.names):
         raise ValueError(f"--init {config.init}: it held out other episodes than this run would; fine-tuning "
                          f"would train on its evaluation data (use its data folder and --holdout-every)")
-    return init
 
 
-def init_summary(path: str) -> dict:
+def init_summary(path: str, summary: dict) -> dict:
     """How the `--init` model was made, so that the total training cost can be reported."""
-    summary = load_world_model(path).summary
     total_wall = summary.get("total_wall_hours", summary.get("wall_hours", 0.0))
     total_cpu = summary.get("total_cpu_hours", summary.get("cpu_hours", 0.0))
     return dict(path=str(path), steps=summary.get("steps"), wall_hours=summary.get("wall_hours"),
@@ -328,16 +323,15 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         wandb_id = state.get("wandb_id")
         history = state.get("history") or [dict(from_update=0, command=saved["summary"].get("training_command"))]
         print(f"resuming from {state_path} at update {counters['step']}")
-    else:
-        init = initial_weights(config, model, held)
-        if init is not None:
-            model.load_state_dict(init.state_dict())
+    init = load_world_model(config.init) if config.init else None
+    if init is not None and not saved:  # a resumed run has its weights already
+        check_init(config, init, model, held)
     if not history or history[-1]["command"] != training_command(config):
         history.append(dict(from_update=counters["step"], command=training_command(config)))
     data_summary = dict(data=config.data, train_episodes=len(train.names), train_transitions=len(train),
                         held_out_episodes=held.names, held_out_transitions=len(held))
-    if config.init:
-        data_summary["init"] = init_summary(config.init)
+    if init is not None:
+        data_summary["init"] = init_summary(config.init, init.summary)
     serves = None
     if config.serve_share > 0:
         serves = serve_transitions(train, config.data)

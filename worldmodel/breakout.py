@@ -200,8 +200,13 @@ def ram_paddle_x(ram: np.ndarray) -> int:
     return int(ram[72]) - 47
 
 
+def ram_ball_in_play(ram: np.ndarray) -> np.ndarray | bool:
+    """RAM (..., 128) -> whether a ball is in play (RAM[101] != 0), for one frame or many."""
+    return ram[..., 101] != 0
+
+
 def ram_ball(ram: np.ndarray) -> tuple[int, int] | None:
-    """Ball top-left (x, y) from RAM, None when RAM[101] == 0 (no ball in play)."""
-    if ram[101] == 0:
+    """Ball top-left (x, y) from RAM, None when no ball is in play."""
+    if not ram_ball_in_play(ram):
         return None
     return int(ram[99]) - 49, int(ram[101]) + 9

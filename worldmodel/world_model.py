@@ -136,6 +136,12 @@ class WorldModel(nn.Module):
         """Added to the logit of each pixel's current class before the argmax (`config.keep_bonus`)."""
         return self.config.keep_bonus
 
+    def _decide(self, logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Training logits (B, K, 210, 160) -> class ids as `predict` picks them: with the keep bonus
+        on each pixel's class in `last` (B, 210, 160)."""
+        keep = F.one_hot(last.long(), self.config.classes).permute(0, 3, 1, 2)
+        return (logits + self.keep_bonus * keep).argmax(dim=1)
+
     def loss(self, context: torch.Tensor, target: torch.Tensor, false_changes: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, dict]:
         """context (B, k, 210, 160), target (B, 210, 160) class ids -> (loss, metrics).
@@ -148,10 +154,8 @@ class WorldModel(nn.Module):
         changed = target != context[:, -1]
         weighted = changed
         if false_changes is not None and false_changes.any():
-            with torch.no_grad():
-                last = context[false_changes, -1].long()
-                would = (logits[false_changes].detach() + self.keep_bonus * F.one_hot(last, self.config.classes)
-                         .permute(0, 3, 1, 2)).argmax(dim=1) != last
+            last = context[false_changes, -1]
+            would = self._decide(logits[false_changes].detach(), last) != last
             weighted = changed.clone()
             weighted[false_changes] |= would
         changed = changed.float()
@@ -160,8 +164,7 @@ class WorldModel(nn.Module):
         recon = (weights * ce).sum() / weights.sum()
         with torch.no_grad():  # error rates on 4 samples: argmax over classes is costly on a CPU
             few = slice(0, 4)
-            predicted = (logits[few].detach() + self.keep_bonus * F.one_hot(context[few, -1].long(), self.config.classes)
-                         .permute(0, 3, 1, 2)).argmax(dim=1)
+            predicted = self._decide(logits[few].detach(), context[few, -1])
             wrong = (predicted != target[few]).float()
             changed = changed[few]
             usage = torch.bincount(index, minlength=self.config.codes).float() / len(index)
