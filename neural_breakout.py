@@ -120,7 +120,7 @@ def cmd_train_world_model(args: argparse.Namespace) -> int:
     if args.tiny:
         config = WorldModelTrainConfig.tiny(config.data, config.out, max_episodes=config.max_episodes or 4,
                                             holdout_every=min(config.holdout_every, 2), init=config.init,
-                                            serve_share=config.serve_share)
+                                            serve_share=config.serve_share, serve_label=config.serve_label)
     summary = train_world_model(config, progress=not args.quiet)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("training_config", "held_out_episodes")}))
     return 0

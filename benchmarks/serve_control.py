@@ -8,7 +8,11 @@ with latents inferred from the real video, it prints:
 - ball when served: the real next frame shows a ball (FIRE was pressed) and so does the generated one;
 - no ball when not served: neither shows one (any other action);
 - latent separation: total variation distance between the latent codes of the two groups (0: the
-  latent says nothing about the serve, so no action map can make FIRE serve and NOOP not).
+  latent says nothing about the serve, so no action map can make FIRE serve and NOOP not);
+- features probe: whether the encoder's pooled features, before its last layer and the codebook,
+  hold the serve: accuracy of a ridge-regression probe on them telling served from unserved
+  transitions, 5-fold cross-validated over these held-out transitions (the majority share is the
+  floor). High accuracy with low separation: the information is there and is lost in the head.
 """
 
 from __future__ import annotations
@@ -17,8 +21,35 @@ import argparse
 
 import torch
 
+import numpy as np
+
 from train.evaluate import EvaluateConfig, held_out_store, serves
-from worldmodel.world_model import load_world_model
+from train.world_model import ram_serves
+from worldmodel.lam import one_hot_blocks
+from worldmodel.world_model import WorldModel, load_world_model
+
+
+@torch.no_grad()
+def features_probe(model: WorldModel, store, data: str, folds: int = 5) -> tuple[float, float]:
+    """(cross-validated accuracy of a ridge probe on the encoder's pooled features, majority share)."""
+    waiting, served = ram_serves(store, data)
+    index = np.flatnonzero(waiting)
+    labels = served[index]
+    context, target = store.batch(index, model.context_length)
+    encoder = model.encoder
+    x = one_hot_blocks(torch.stack([torch.from_numpy(context[:, -1]), torch.from_numpy(target)], dim=1),
+                       encoder.config.classes)
+    features = encoder.net(x)
+    x = torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1).double().numpy()
+    x = np.c_[(x - x.mean(0)) / (x.std(0) + 1e-6), np.ones(len(x))]
+    y = 2.0 * labels - 1
+    order = np.random.default_rng(0).permutation(len(y))
+    right = 0
+    for test in np.array_split(order, folds):
+        fit = np.setdiff1d(order, test)
+        weights = np.linalg.solve(x[fit].T @ x[fit] + 10 * np.eye(x.shape[1]), x[fit].T @ y[fit])
+        right += int(((x[test] @ weights > 0) == labels[test]).sum())
+    return right / len(y), float(max(labels.mean(), 1 - labels.mean()))
 
 
 def main() -> None:
@@ -29,18 +60,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print("| checkpoint | serve transitions (served) | ball when served | no ball when not served | latent separation |")
-    print("|---|---|---|---|---|")
+    print("| checkpoint | serve transitions (served) | ball when served | no ball when not served | latent separation "
+          "| features probe (majority) |")
+    print("|---|---|---|---|---|---|")
     for path in [p.strip() for p in args.checkpoints.split(",") if p.strip()]:
         model = load_world_model(path)
-        r = serves(model, held_out_store(model, args.data), EvaluateConfig(data=args.data))
+        store = held_out_store(model, args.data)
+        r = serves(model, store, EvaluateConfig(data=args.data))
+        probe, majority = features_probe(model, store, args.data)
 
         def pct(v):
             return "n/a" if v is None else f"{100 * v:.1f}%"
 
         separation = "n/a" if r["latent_separation"] is None else f"{r['latent_separation']:.2f}"
         print(f"| {path} | {r['transitions']} ({r['real_serves']}) | {pct(r['ball_when_served'])} | "
-              f"{pct(r['no_ball_when_not_served'])} | {separation} |")
+              f"{pct(r['no_ball_when_not_served'])} | {separation} | {pct(probe)} ({pct(majority)}) |")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from test_cli import run
-from train.world_model import (WorldModelTrainConfig, export_world_model, load_split, sample_batch, serve_transitions,
-                               split_episodes, train_world_model)
+from train.world_model import (WorldModelTrainConfig, export_world_model, load_split, ram_serves, sample_batch,
+                               serve_transitions, split_episodes, train_world_model)
 from worldmodel.checkpoint import CheckpointError, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
@@ -249,7 +249,7 @@ def test_unrolled_context_is_the_models_own_rollout(episodes_dir):
     train, _ = load_split(config, progress=False)
     torch.manual_seed(0)
     model = WorldModel(config.model_config(train.table.colors))
-    context, target, served = sample_batch(train, model, config, np.random.default_rng(5), unroll=True)
+    context, target, served, index = sample_batch(train, model, config, np.random.default_rng(5), unroll=True)
     assert not served.any()  # serve_share 0 draws nothing else
     rng = np.random.default_rng(5)  # the same draws, replayed one sample at a time
     start = train.starts[rng.integers(len(train), size=config.batch_size)]
@@ -278,23 +278,50 @@ def test_serve_transitions_leave_frames_without_a_ball(episodes_dir):
     serves = serve_transitions(train, str(episodes_dir))
     assert 0 < len(serves) < len(train) and serves.tolist() == expected
     model = WorldModel(config.model_config(train.table.colors))
-    context, target, served = sample_batch(train, model, config, np.random.default_rng(0), unroll=False,
-                                           serves=serves)
-    assert served.all()
+    context, target, served, index = sample_batch(train, model, config, np.random.default_rng(0), unroll=False,
+                                                  serves=serves)
+    assert served.all() and np.isin(index, serves).all()
     for i in range(config.batch_size):  # with a share of 1 every sample is one of them
         assert parse_frame(train.table.to_rgb(context[i, -1].numpy())).ball is None
+    # a serve is one of those whose next frame has a ball in play
+    waiting, labels = ram_serves(train, str(episodes_dir))
+    assert np.flatnonzero(waiting).tolist() == expected
+    expected_served = [j for j in expected if ram_ball(ram[train.starts[j] + 1]) is not None]
+    assert 0 < len(expected_served) and np.flatnonzero(labels).tolist() == expected_served
+
+
+def test_serve_probe_reads_the_code_and_trains_the_encoder():
+    """The serve label's loss reaches the encoder through the straight-through latent, and the probe
+    sees only the quantized code: two samples with the same code get the same logit."""
+    torch.manual_seed(0)
+    model = tiny_model()
+    probe = torch.nn.Linear(model.config.latent_dim, 1)
+    ids = torch.randint(0, len(COLORS), (2, 2, 210, 160), dtype=torch.uint8)
+    context, target = ids, ids[:, -1]
+    labels = torch.tensor([True, False])
+    model.eval()  # no dead-code reset between the calls
+    plain = model.loss(context, target)[0]
+    loss, metrics = model.loss(context, target, serve_probe=(probe, labels, 0.5))
+    assert loss.item() > plain.item() and 0 < metrics["serve_label"] and 0 <= metrics["serve_label_error"] <= 1
+    loss.backward()
+    assert model.encoder.head.weight.grad.abs().sum() > 0 and probe.weight.grad.abs().sum() > 0
+    latent, index, _ = model.encoder(context[:, -1], target)
+    same = torch.stack([latent[0], latent[0]])  # one code twice
+    assert torch.equal(probe(same)[0], probe(same)[1])
 
 
 def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     base = ("train", "world-model", "--data", str(episodes_dir), "--tiny", "--quiet")
     assert run(*base, "--out", str(tmp_path / "a")).returncode == 0
     init = tmp_path / "a" / "world_model.pt"
-    result = run(*base, "--out", str(tmp_path / "b"), "--init", str(init), "--serve-share", "0.5")
+    result = run(*base, "--out", str(tmp_path / "b"), "--init", str(init), "--serve-share", "0.5",
+                 "--serve-label", "0.1")
     assert result.returncode == 0, result.stderr
     summary = load_world_model(tmp_path / "b" / "world_model.pt").summary
     assert summary["init"]["path"] == str(init) and summary["init"]["steps"] == summary["steps"]
     assert summary["total_wall_hours"] == pytest.approx(summary["init"]["wall_hours"] + summary["wall_hours"])
-    assert "--init" in summary["training_command"] and summary["serve_transitions"] > 0
+    assert "--init" in summary["training_command"] and "--serve-label 0.1" in summary["training_command"]
+    assert summary["serve_transitions"] > summary["served_transitions"] > 0
     # training starts from the init weights: zero updates export them unchanged
     train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "c"), steps=0, init=str(init),
                                                  max_episodes=4, holdout_every=2), progress=False)
@@ -307,6 +334,8 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     assert result.returncode == 2 and "held out other episodes" in result.stderr
     result = run(*base, "--out", str(tmp_path / "e"), "--serve-share", "1.5")
     assert result.returncode == 2 and "--serve-share" in result.stderr
+    result = run(*base, "--out", str(tmp_path / "f"), "--serve-label", "-1")
+    assert result.returncode == 2 and "--serve-label" in result.stderr
 
 
 def test_ablation_cli(episodes_dir, tmp_path):

@@ -18,6 +18,10 @@ then FIRE is no control: the decoder serves by chance whatever the action. `serv
 share of every batch from the transitions that leave a frame where no ball is in play (FIRE and the
 other actions alike), and in those samples a ball painted where none comes weighs as much as a
 missed one (`WorldModel.loss`'s `false_changes`), so the latent has to tell a serve from its absence.
+Those two alone did not make it (the encoder gave serves and non-serves the same code, and the
+decoder learned a prior instead). `serve_label` adds a weak label: a linear probe reads the
+quantized latent and must say whether the transition serves a ball (read from the emulator's RAM),
+so the encoder has to spend a code on serves (`WorldModel.loss`'s `serve_probe`).
 
 Fine-tuning: `--init PATH` starts from a trained world model's weights (same architecture, same
 held-out episodes) with a fresh optimizer and schedule; the report adds its training time.
@@ -65,6 +69,8 @@ class WorldModelTrainConfig:
                                                            "unrolled batch's context (1..N, uniform)"})
     serve_share: float = field(default=0.0, metadata={"help": "share of each batch drawn from transitions that "
                                                               "leave a frame with no ball in play (serve or not)"})
+    serve_label: float = field(default=0.0, metadata={"help": "weight of the serve label: a probe on the quantized "
+                                                              "latent must tell serves (emulator RAM) from the rest"})
     init: str | None = field(default=None, metadata={"help": "start from this world model's weights (fine-tuning): "
                                                             "same architecture and held-out episodes"})
     holdout_every: int = field(default=10, metadata={"help": "every n-th episode is held out"})
@@ -138,31 +144,39 @@ def lr_at(step: int, config: WorldModelTrainConfig) -> float:
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def serve_transitions(store: FrameStore, data: str) -> np.ndarray:
-    """Indices of the transitions that leave a frame where no ball is in play and a life is left:
-    FIRE serves from there (the ball shows on the next frame, always at the same spot) and no
-    other action does. Read from the emulator's RAM in the episode files, not from the pixels: the parser also misses a ball that is in play but hidden (below
-    the paddle after a miss, or behind a brick), where FIRE does nothing."""
+def ram_serves(store: FrameStore, data: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two bool arrays over the store's transitions, read from the emulator's RAM in the episode
+    files: `waiting`, the transition leaves a frame where no ball is in play and a life is left (FIRE
+    serves from there, the ball shows on the next frame at the same spot, and no other action does);
+    `served`, it is one of those and the next frame has a ball in play. Not from the pixels: the
+    parser also misses a ball that is in play but hidden (below the paddle after a miss, or behind
+    a brick), where FIRE does nothing."""
     from collect.episodes import load_episode
 
     folder = Path(data)
-    serves = []
+    waiting = np.zeros(len(store.frames), dtype=bool)
+    served = np.zeros(len(store.frames), dtype=bool)
     for e, name in enumerate(store.names):
         episode = load_episode(folder / name, decode_frames=False)
-        first = store.offsets[e]
-        if len(episode.ram) != store.offsets[e + 1] - first:
-            raise ValueError(f"{folder / name}: holds {len(episode.ram)} frames, the loaded data "
-                             f"{store.offsets[e + 1] - first}")
-        waiting = ~ram_ball_in_play(episode.ram[:-1]) & (store.lives[first:store.offsets[e + 1] - 1] > 0)
-        frames = np.flatnonzero(waiting)
-        serves.append(frames + first)
-    frames = np.concatenate(serves) if serves else np.zeros(0, dtype=np.int64)
-    return np.searchsorted(store.starts, frames).astype(np.int64)  # each such frame starts one transition
+        first, end = store.offsets[e], store.offsets[e + 1]
+        if len(episode.ram) != end - first:
+            raise ValueError(f"{folder / name}: holds {len(episode.ram)} frames, the loaded data {end - first}")
+        in_play = ram_ball_in_play(episode.ram)
+        waiting[first:end - 1] = ~in_play[:-1] & (store.lives[first:end - 1] > 0)
+        served[first:end - 1] = waiting[first:end - 1] & in_play[1:]
+    return waiting[store.starts], served[store.starts]
+
+
+def serve_transitions(store: FrameStore, data: str) -> np.ndarray:
+    """Indices of the transitions that leave a frame where no ball is in play and a life is left
+    (`ram_serves`' `waiting`)."""
+    return np.flatnonzero(ram_serves(store, data)[0]).astype(np.int64)
 
 
 def sample_batch(store: FrameStore, model: WorldModel, config: WorldModelTrainConfig, rng: np.random.Generator,
-                 unroll: bool, serves: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(context, next frame, which samples were drawn from `serves`)."""
+                 unroll: bool, serves: np.ndarray | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+    """(context, next frame, which samples were drawn from `serves`, the transitions' indices)."""
     index = rng.integers(len(store), size=config.batch_size)
     served = torch.zeros(config.batch_size, dtype=torch.bool)
     if config.serve_share > 0 and serves is not None and len(serves):
@@ -173,7 +187,7 @@ def sample_batch(store: FrameStore, model: WorldModel, config: WorldModelTrainCo
     start = store.starts[index]
     k = config.context
     if not unroll:
-        return torch.from_numpy(store.context(start, k)), torch.from_numpy(store.frames[start + 1]), served
+        return torch.from_numpy(store.context(start, k)), torch.from_numpy(store.frames[start + 1]), served, index
     # Roll n steps from the real context n frames back (fewer near an episode's start), latents
     # inferred from the real video, so the context ends at `start` but holds the model's own frames.
     first = store.offsets[store.episode_of_frame[start]]
@@ -192,7 +206,7 @@ def sample_batch(store: FrameStore, model: WorldModel, config: WorldModelTrainCo
             rolled = torch.cat([context[:, 1:], generated[:, None]], dim=1)
             context = torch.where(torch.from_numpy(active)[:, None, None, None], rolled, context)
     model.train()
-    return context, torch.from_numpy(store.frames[start + 1]), served
+    return context, torch.from_numpy(store.frames[start + 1]), served, index
 
 
 @torch.no_grad()
@@ -293,6 +307,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     config.dilations()  # a bad --fine-dilations fails before the data loads
     if not 0.0 <= config.serve_share <= 1.0:
         raise ValueError(f"--serve-share must be in [0, 1], got {config.serve_share}")
+    if config.serve_label < 0:
+        raise ValueError(f"--serve-label must be >= 0, got {config.serve_label}")
     torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -308,7 +324,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     train, held = load_split(config, table, progress)
     torch.manual_seed(config.seed)
     model = WorldModel(config.model_config(train.table.colors))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    probe = torch.nn.Linear(config.latent_dim, 1)  # the serve label's probe: training only, not exported
+    optimizer = torch.optim.AdamW([*model.parameters(), *probe.parameters()], lr=config.lr, weight_decay=0.01)
     rng = np.random.default_rng(config.seed)
     counters = dict(step=0, wall_s=0.0, cpu_s=0.0)
     wandb_id = None
@@ -316,6 +333,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     if saved:
         state = saved["state"]
         load_weights(model, state["model"], state_path)
+        if "probe" in state:
+            load_weights(probe, state["probe"], state_path)
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -332,12 +351,15 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
                         held_out_episodes=held.names, held_out_transitions=len(held))
     if init is not None:
         data_summary["init"] = init_summary(config.init, init.summary)
-    serves = None
-    if config.serve_share > 0:
-        serves = serve_transitions(train, config.data)
+    serves = labels = None
+    if config.serve_share > 0 or config.serve_label > 0:
+        waiting, labels = ram_serves(train, config.data)
+        serves = np.flatnonzero(waiting)
         data_summary["serve_transitions"] = len(serves)
+        data_summary["served_transitions"] = int(labels.sum())
         print(f"{len(serves)} training transitions leave a frame where no ball is in play "
-              f"({100 * len(serves) / len(train):.2f}%); {config.serve_share:.0%} of each batch is drawn from them")
+              f"({100 * len(serves) / len(train):.2f}%), {int(labels.sum())} of them serve; "
+              f"{config.serve_share:.0%} of each batch is drawn from them")
     logger = RunLogger(config, out, wandb_id, job_type="world-model")
 
     def summary() -> dict:
@@ -349,7 +371,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
                     training_command=training_command(config), history=history, **data_summary)
 
     def checkpoint() -> None:
-        state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), rng=rng.bit_generator.state,
+        state = dict(model=model.state_dict(), probe=probe.state_dict(), optimizer=optimizer.state_dict(), rng=rng.bit_generator.state,
                      torch_rng=torch.get_rng_state(), counters=counters, colors=model.config.colors,
                      wandb_id=logger.id, history=history)
         save_checkpoint(state_path, TRAIN_STATE_KIND, config, state, summary())
@@ -373,12 +395,15 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
             step = counters["step"]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
-            context, target, served = sample_batch(train, model, config, rng, unroll=rng.random() < config.unroll,
-                                                   serves=serves)
-            loss, metrics = model.loss(context, target, false_changes=served)
+            context, target, served, index = sample_batch(train, model, config, rng,
+                                                          unroll=rng.random() < config.unroll, serves=serves)
+            serve = None
+            if config.serve_label > 0:
+                serve = (probe, torch.from_numpy(labels[index]), config.serve_label)
+            loss, metrics = model.loss(context, target, false_changes=served, serve_probe=serve)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_([*model.parameters(), *probe.parameters()], 1.0)
             optimizer.step()
             counters["step"] += 1
             counters["wall_s"] = base_wall + time.time() - start_wall

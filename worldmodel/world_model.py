@@ -142,13 +142,17 @@ class WorldModel(nn.Module):
         keep = F.one_hot(last.long(), self.config.classes).permute(0, 3, 1, 2)
         return (logits + self.keep_bonus * keep).argmax(dim=1)
 
-    def loss(self, context: torch.Tensor, target: torch.Tensor, false_changes: torch.Tensor | None = None
-             ) -> tuple[torch.Tensor, dict]:
+    def loss(self, context: torch.Tensor, target: torch.Tensor, false_changes: torch.Tensor | None = None,
+             serve_probe: tuple[nn.Module, torch.Tensor, float] | None = None) -> tuple[torch.Tensor, dict]:
         """context (B, k, 210, 160), target (B, 210, 160) class ids -> (loss, metrics).
 
         Changed pixels weigh `changed_weight` more. In the samples that `false_changes` (B,) marks,
         so do the pixels the model would change but the real frame keeps: a serve that does not
-        come costs as much as one that comes and is missed, and the latent has to tell them apart."""
+        come costs as much as one that comes and is missed, and the latent has to tell them apart.
+
+        `serve_probe` = (probe, labels (B,) bool, weight): the probe maps the quantized latent (B, D)
+        to a logit of "this transition serves a ball"; its binary cross-entropy, times the weight, is
+        added. The probe sees only the code, so the encoder has to give serves a code of their own."""
         latent, index, vq_loss = self.encoder(context[:, -1], target)
         logits = self.decoder(context, latent)
         changed = target != context[:, -1]
@@ -162,6 +166,15 @@ class WorldModel(nn.Module):
         weights = 1.0 + self.config.changed_weight * weighted.float()
         ce = F.cross_entropy(logits, target.long(), reduction="none")  # (B, 210, 160)
         recon = (weights * ce).sum() / weights.sum()
+        total = recon + vq_loss
+        serve_metrics = {}
+        if serve_probe is not None:
+            probe, labels, weight = serve_probe
+            logit = probe(latent).squeeze(-1)
+            serve_loss = F.binary_cross_entropy_with_logits(logit, labels.float())
+            total = total + weight * serve_loss
+            serve_metrics = dict(serve_label=serve_loss.item(),
+                                 serve_label_error=((logit > 0) != labels.bool()).float().mean().item())
         with torch.no_grad():  # error rates on 4 samples: argmax over classes is costly on a CPU
             few = slice(0, 4)
             predicted = self._decide(logits[few].detach(), context[few, -1])
@@ -171,8 +184,8 @@ class WorldModel(nn.Module):
             perplexity = torch.exp(-(usage * torch.log(usage + 1e-10)).sum())
         metrics = dict(recon=recon.item(), vq=vq_loss.item(), pixel_error=wrong.mean().item(),
                        changed_pixel_error=((wrong * changed).sum() / changed.sum().clamp(min=1)).item(),
-                       perplexity=perplexity.item(), codes_used=int((usage > 0).sum()))
-        return recon + vq_loss, metrics
+                       perplexity=perplexity.item(), codes_used=int((usage > 0).sum()), **serve_metrics)
+        return total, metrics
 
     # ---- inference on class ids --------------------------------------------------------------
     @torch.no_grad()
