@@ -213,7 +213,15 @@ def test_train_resume_and_evaluate_cli(episodes_dir, tmp_path):
     model = load_world_model(out / "world_model.pt")
     assert model.summary["held_out_episodes"] == ["episode-000000.npz", "episode-000002.npz"]
     assert (out / "media").is_dir() and list((out / "media").glob("rollout-*.gif"))
-    # a longer run in the same folder resumes from the checkpoint
+    # a longer run in the same folder resumes from the checkpoint, also one saved before the serve
+    # label's probe existed (no probe, one optimizer parameter group)
+    payload = torch.load(out / "checkpoint.pt", weights_only=False)
+    state = payload["state"]
+    del state["probe"]
+    probe_ids = state["optimizer"]["param_groups"].pop()["params"]
+    for i in probe_ids:
+        state["optimizer"]["state"].pop(i, None)
+    torch.save(payload, out / "checkpoint.pt")
     result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(out), "--max-episodes", "4",
                  "--holdout-every", "2", "--steps", "8", "--batch-size", "2", "--width", "8", "--warmup", "2",
                  "--no-wandb", "--quiet")

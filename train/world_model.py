@@ -325,7 +325,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     torch.manual_seed(config.seed)
     model = WorldModel(config.model_config(train.table.colors))
     probe = torch.nn.Linear(config.latent_dim, 1)  # the serve label's probe: training only, not exported
-    optimizer = torch.optim.AdamW([*model.parameters(), *probe.parameters()], lr=config.lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     rng = np.random.default_rng(config.seed)
     counters = dict(step=0, wall_s=0.0, cpu_s=0.0)
     wandb_id = None
@@ -333,8 +333,9 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     if saved:
         state = saved["state"]
         load_weights(model, state["model"], state_path)
-        if "probe" in state:
+        if "probe" in state:  # runs saved before the serve label have no probe and one parameter group
             load_weights(probe, state["probe"], state_path)
+            optimizer.add_param_group(dict(params=list(probe.parameters())))
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -342,6 +343,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         wandb_id = state.get("wandb_id")
         history = state.get("history") or [dict(from_update=0, command=saved["summary"].get("training_command"))]
         print(f"resuming from {state_path} at update {counters['step']}")
+    if len(optimizer.param_groups) == 1:
+        optimizer.add_param_group(dict(params=list(probe.parameters())))
     init = load_world_model(config.init) if config.init else None
     if init is not None and not saved:  # a resumed run has its weights already
         check_init(config, init, model, held)
