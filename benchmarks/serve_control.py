@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 import numpy as np
+import torch
 
 from train.evaluate import EvaluateConfig, held_out_store, serves
 from train.world_model import ram_serves
-from worldmodel.lam import one_hot_blocks
 from worldmodel.world_model import WorldModel, load_world_model
 
 
@@ -36,11 +34,7 @@ def features_probe(model: WorldModel, store, data: str, folds: int = 5) -> tuple
     index = np.flatnonzero(waiting)
     labels = served[index]
     context, target = store.batch(index, model.context_length)
-    encoder = model.encoder
-    x = one_hot_blocks(torch.stack([torch.from_numpy(context[:, -1]), torch.from_numpy(target)], dim=1),
-                       encoder.config.classes)
-    features = encoder.net(x)
-    x = torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1).double().numpy()
+    x = model.encoder.features(torch.from_numpy(context[:, -1]), torch.from_numpy(target)).double().numpy()
     x = np.c_[(x - x.mean(0)) / (x.std(0) + 1e-6), np.ones(len(x))]
     y = 2.0 * labels - 1
     order = np.random.default_rng(0).permutation(len(y))

@@ -106,9 +106,12 @@ class LatentActionEncoder(nn.Module):
         self.vq = VectorQuantizer(config.codes, config.latent_dim, config.commitment, config.dead_after,
                                   config.diversity)
 
-    def forward(self, last: torch.Tensor, nxt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """last, nxt: (B, 210, 160) class ids -> (code vector (B, D), index (B,), VQ loss)."""
+    def features(self, last: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
+        """last, nxt: (B, 210, 160) class ids -> pooled features (B, 4w), before the head."""
         x = one_hot_blocks(torch.stack([last, nxt], dim=1), self.config.classes)
         features = self.net(x)  # (B, 2w, 14, 10)
-        pooled = torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)  # (B, 4w)
-        return self.vq(self.head(pooled))
+        return torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)
+
+    def forward(self, last: torch.Tensor, nxt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """last, nxt: (B, 210, 160) class ids -> (code vector (B, D), index (B,), VQ loss)."""
+        return self.vq(self.head(self.features(last, nxt)))
