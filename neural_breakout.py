@@ -39,7 +39,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls, positional
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
         tp, _ = _field_type(hints[f.name])
-        help_text = f.metadata.get("help", "")
+        help_text = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
         kwargs: dict = {"help": help_text}
         if "choices" in f.metadata:
             kwargs["choices"] = f.metadata["choices"]
@@ -120,7 +120,9 @@ def cmd_train_world_model(args: argparse.Namespace) -> int:
     if args.tiny:
         config = WorldModelTrainConfig.tiny(config.data, config.out, max_episodes=config.max_episodes or 4,
                                             holdout_every=min(config.holdout_every, 2), init=config.init,
-                                            serve_share=config.serve_share, serve_label=config.serve_label)
+                                            serve_share=config.serve_share, serve_label=config.serve_label,
+                                            event_codes=config.event_codes, event_weight=config.event_weight,
+                                            freeze_encoder=config.freeze_encoder)
     summary = train_world_model(config, progress=not args.quiet)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("training_config", "held_out_episodes")}))
     return 0

@@ -18,7 +18,9 @@ def run(*args, env=None, timeout=120):
                           timeout=timeout, env=full_env)
 
 
-@pytest.mark.parametrize("command", [[], ["record"], ["data"], ["data", "info"], ["play"]])
+@pytest.mark.parametrize("command", [[], ["record"], ["data"], ["data", "info"], ["play"], ["train", "world-model"],
+                                     ["train", "action-map"], ["train", "agent"], ["evaluate", "world-model"],
+                                     ["evaluate", "play"], ["rollout"]])
 def test_help(command):
     result = run(*command, "--help")
     assert result.returncode == 0
