@@ -27,7 +27,7 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("play")
     data, wm, am = root / "data", root / "wm", root / "am"
     for args in (("record", "--episodes", "4", "--policy", "tracker", "--max-steps", "40", "--out", str(data)),
-                 ("train", "world-model", "--data", str(data), "--out", str(wm), "--tiny"),
+                 ("train", "world-model", "--data", str(data), "--out", str(wm), "--tiny", "--event-codes", "2"),
                  ("train", "action-map", "--data", str(data), "--world-model", str(wm / "world_model.pt"),
                   "--out", str(am), "--tiny", "--serves")):
         result = run(*args, "--quiet")
@@ -65,6 +65,25 @@ def test_action_map_shapes_and_gradients():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     probs = model.probabilities(context, torch.tensor([0, 1, 2, 3, 0]))
     assert probs.shape == (5, 8) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_action_map_labels_events_by_their_codes(models):
+    """With event codes, the action map learns the codes the decoder was trained on: a serve's and a
+    lost life's own codes (from RAM), the nearest free code elsewhere."""
+    from train.action_map import label_latents
+    from train.world_model import WorldModelTrainConfig, load_split, ram_events
+    from worldmodel.world_model import load_world_model
+
+    world_model = load_world_model(models["checkpoint"])
+    assert world_model.config.event_codes == 2 and load_action_map(models["action_map"]).config.codes == world_model.config.codes
+    train, _ = load_split(WorldModelTrainConfig.tiny(str(models["data"]), "unused", max_episodes=4, holdout_every=2),
+                          world_model.table, progress=False)
+    _, events = ram_events(train, str(models["data"]))
+    index = np.arange(len(train))
+    latent = label_latents(world_model, train, index, False, "", events)
+    free = world_model.config.codes - 2
+    assert (events == 0).any() and (latent[events == 0] == free).all() and (latent[events == 1] == free + 1).all()
+    assert (latent[events < 0] < free).all()
 
 
 def test_action_map_checkpoint_errors(tmp_path, models):

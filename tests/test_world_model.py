@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from test_cli import run
-from train.world_model import (WorldModelTrainConfig, export_world_model, load_split, ram_serves, sample_batch,
-                               serve_transitions, split_episodes, train_world_model)
+from train.world_model import (WorldModelTrainConfig, export_world_model, load_split, ram_events, ram_serves,
+                               sample_batch, serve_transitions, split_episodes, train_world_model)
 from worldmodel.checkpoint import CheckpointError, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
@@ -21,10 +21,10 @@ from worldmodel.world_model import WorldModel, WorldModelConfig, load_world_mode
 COLORS = ((0, 0, 0), (142, 142, 142), (200, 72, 72), (66, 72, 200))
 
 
-def tiny_model(context=2, codes=4, fine_dilations=()) -> WorldModel:
+def tiny_model(context=2, codes=4, fine_dilations=(), event_codes=0) -> WorldModel:
     torch.manual_seed(0)
     return WorldModel(WorldModelConfig(colors=COLORS, context=context, codes=codes, widths=(8, 16, 32),
-                                       encoder_width=8, fine_dilations=fine_dilations))
+                                       encoder_width=8, fine_dilations=fine_dilations, event_codes=event_codes))
 
 
 def test_one_hot_blocks_matches_pixel_unshuffle():
@@ -318,6 +318,67 @@ def test_serve_probe_reads_the_code_and_trains_the_encoder():
     assert torch.equal(probe(same)[0], probe(same)[1])
 
 
+def test_event_codes_take_labelled_transitions_and_the_encoder_learns_them():
+    """Labelled events take their reserved code and the rest a free one; the event cross-entropy
+    teaches the encoder to pick the event codes itself, so that inference without labels finds them."""
+    model = tiny_model(codes=6, event_codes=2)
+    torch.manual_seed(1)
+    ids = torch.randint(0, len(COLORS), (4, 2, 210, 160), dtype=torch.uint8)
+    context, target = ids, torch.randint(0, len(COLORS), (4, 210, 160), dtype=torch.uint8)
+    events = torch.tensor([-1, 0, 1, -1])
+    _, index, _ = model.encoder(context[:, -1], target, events)
+    assert index[1] == 4 and index[2] == 5 and (index[[0, 3]] < 4).all()
+    loss, metrics = model.loss(context, target, events=events)
+    assert 0 <= metrics["event_error"] <= 1
+    loss.backward()
+    assert model.encoder.head.weight.grad.abs().sum() > 0 and model.decoder.stem.weight.grad.abs().sum() > 0
+    optimizer = torch.optim.Adam(model.encoder.parameters(), lr=1e-2)
+    for _ in range(40):
+        optimizer.zero_grad()
+        model.loss(context, target, events=events)[0].backward()
+        optimizer.step()
+    assert model.infer_latent_ids(context, target)[1:3].tolist() == [4, 5]
+    assert (model.infer_latent_ids(context, target)[[0, 3]] < 4).all()
+
+
+def test_dead_code_reset_spares_event_codes():
+    model = tiny_model(codes=6, event_codes=2)
+    vq = model.encoder.vq
+    vq.dead_after = 2
+    before = vq.codebook.detach().clone()
+    z = vq.codebook.detach()[0].repeat(8, 1) * 10  # every input picks code 0
+    for _ in range(3):
+        vq(z)
+    moved = (vq.codebook.detach() - before).abs().sum(dim=1) > 0
+    assert moved[1:4].all() and not moved[0] and not moved[4:].any()
+    # labelled events fit the free codes worst, yet never seed one: a free code would take them over
+    vq.idle.zero_()
+    events = torch.tensor([-1] * 6 + [0, 1])
+    z = torch.cat([vq.codebook.detach()[0].repeat(6, 1), -vq.codebook.detach()[0].repeat(2, 1)])
+    for _ in range(3):
+        vq(z, events)
+    reset = F.normalize(vq.codebook.detach()[1:4], dim=1)
+    assert (reset @ F.normalize(vq.codebook.detach()[0], dim=0) > 0.9).all()
+    with pytest.raises(ValueError, match="event codes"):
+        tiny_model(codes=2, event_codes=2)
+
+
+def test_event_labels_are_serves_and_lost_lives(episodes_dir):
+    config = WorldModelTrainConfig.tiny(str(episodes_dir), "unused", max_episodes=4, holdout_every=2)
+    train, _ = load_split(config, progress=False)
+    waiting, served = ram_serves(train, str(episodes_dir))
+    j = int(np.flatnonzero(~served)[len(train) // 2])  # the short test games lose no life: make one lose it
+    train.lives[train.starts[j] + 1] = train.lives[train.starts[j]] - 1
+    lives = train.lives.astype(int)
+    lost = lives[train.starts + 1] < lives[train.starts]
+    assert lost[j] and not (lost & served).any()
+    _, labels = ram_events(train, str(episodes_dir))
+    assert np.array_equal(labels == 0, served) and np.array_equal(labels == 1, lost)
+    assert (labels[~(served | lost)] == -1).all()
+    _, serves_only = ram_events(train, str(episodes_dir), events=1)
+    assert np.array_equal(serves_only >= 0, served)
+
+
 def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     base = ("train", "world-model", "--data", str(episodes_dir), "--tiny", "--quiet")
     assert run(*base, "--out", str(tmp_path / "a")).returncode == 0
@@ -335,6 +396,21 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
                                                  max_episodes=4, holdout_every=2), progress=False)
     before, after = load_world_model(init).state_dict(), load_world_model(tmp_path / "c" / "world_model.pt").state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+    # event codes are new rows after the init's codes; everything else is the init's
+    train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "g"), steps=0, init=str(init),
+                                                 max_episodes=4, holdout_every=2, event_codes=2), progress=False)
+    grown = load_world_model(tmp_path / "g" / "world_model.pt")
+    codes = before["encoder.vq.codebook"].shape[0]
+    assert grown.config.codes == codes + 2 and grown.config.event_codes == 2
+    assert torch.equal(grown.state_dict()["encoder.vq.codebook"][:codes], before["encoder.vq.codebook"])
+    assert all(torch.equal(before[k], grown.state_dict()[k]) for k in before if "vq" not in k)
+    # --freeze-encoder trains the decoder alone: the encoder and the codebook stay as they were
+    train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "i"), init=str(init),
+                                                 max_episodes=4, holdout_every=2, event_codes=2, freeze_encoder=True,
+                                                 serve_share=0.5), progress=False)
+    frozen = load_world_model(tmp_path / "i" / "world_model.pt").state_dict()
+    assert all(torch.equal(grown.state_dict()[k], frozen[k]) for k in frozen if k.startswith("encoder."))
+    assert not all(torch.equal(before[k], frozen[k]) for k in before if k.startswith("decoder."))
     # a model that held out other episodes would be fine-tuned on its own evaluation data
     result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(tmp_path / "d"), "--init",
                  str(init), "--max-episodes", "4", "--holdout-every", "3", "--steps", "1", "--batch-size", "2",
@@ -344,6 +420,10 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     assert result.returncode == 2 and "--serve-share" in result.stderr
     result = run(*base, "--out", str(tmp_path / "f"), "--serve-label", "-1")
     assert result.returncode == 2 and "--serve-label" in result.stderr
+    result = run(*base, "--out", str(tmp_path / "h"), "--event-codes", "3")
+    assert result.returncode == 2 and "--event-codes" in result.stderr
+    result = run(*base, "--out", str(tmp_path / "j"), "--freeze-encoder")
+    assert result.returncode == 2 and "--freeze-encoder needs --init" in result.stderr
 
 
 def test_ablation_cli(episodes_dir, tmp_path):

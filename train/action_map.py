@@ -8,7 +8,9 @@ reports is measured on them. With `--serves`, every transition that leaves a fra
 in play is labelled too: FIRE serves from there and nothing else does, and such transitions are too
 rare (0.5%) for a random sample to teach the map what FIRE does; their held-out accuracy is then
 reported on its own. It helps only a world model whose latent carries the serve
-(`benchmarks/serve_control.py`), which the shipped one does not; off by default.
+(`benchmarks/serve_control.py`); off by default. A world model with event codes (`train world-model
+--event-codes`) is labelled as its decoder was trained: serves and lost lives (read from RAM) by
+their own codes, all of them in the training set, the rest by the nearest free code.
 Writes OUT/action_map.pt and OUT/start_states.npz.
 """
 
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from train.world_model import WorldModelTrainConfig, load_split, serve_transitions
+from train.world_model import WorldModelTrainConfig, load_split, ram_events, serve_transitions
 from worldmodel.action_map import ACTION_MAP_KIND, ActionMap, ActionMapConfig
 from worldmodel.breakout import ACTION_MEANINGS, parse_frame
 from worldmodel.checkpoint import save_checkpoint
@@ -58,14 +60,18 @@ class ActionMapTrainConfig:
 
 @torch.no_grad()
 def label_latents(model: WorldModel, store: FrameStore, index: np.ndarray, progress: bool, desc: str,
-                  batch: int = 64) -> np.ndarray:
-    """The latent action the world model's encoder infers for each transition in `index`."""
+                  events: np.ndarray | None = None, batch: int = 64) -> np.ndarray:
+    """The latent action the world model's encoder infers for each transition in `index`; with
+    `events` (labels over the store's transitions, `ram_events`), the codes its decoder was trained
+    on: an event's own code, else the nearest free code."""
     from tqdm import tqdm
 
     out = np.empty(len(index), dtype=np.int64)
     for i in tqdm(range(0, len(index), batch), desc=desc, unit="batch", disable=not progress):
-        context, nxt = store.batch(index[i:i + batch], model.context_length)
-        out[i:i + batch] = model.infer_latent_ids(torch.from_numpy(context), torch.from_numpy(nxt)).numpy()
+        chunk = index[i:i + batch]
+        context, nxt = store.batch(chunk, model.context_length)
+        labels = None if events is None else torch.from_numpy(events[chunk])
+        out[i:i + batch] = model.infer_latent_ids(torch.from_numpy(context), torch.from_numpy(nxt), labels).numpy()
     return out
 
 
@@ -138,9 +144,14 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     if config.serves:
         train_index = np.union1d(train_index, serve_transitions(train, config.data))
         held_serves = serve_transitions(held, config.data)
-    train_latent = label_latents(world_model, train, train_index, progress, "label training latents")
-    held_latent = label_latents(world_model, held, held_index, progress, "label held-out latents")
-    held_serve_latent = label_latents(world_model, held, held_serves, progress, "label held-out serves")
+    train_events = held_events = None
+    if world_model.config.event_codes:  # label as the decoder learned: events by their codes, all of them
+        _, train_events = ram_events(train, config.data, world_model.config.event_codes)
+        _, held_events = ram_events(held, config.data, world_model.config.event_codes)
+        train_index = np.union1d(train_index, np.flatnonzero(train_events >= 0))
+    train_latent = label_latents(world_model, train, train_index, progress, "label training latents", train_events)
+    held_latent = label_latents(world_model, held, held_index, progress, "label held-out latents", held_events)
+    held_serve_latent = label_latents(world_model, held, held_serves, progress, "label held-out serves", held_events)
 
     torch.manual_seed(config.seed)
     model_config = ActionMapConfig(classes=world_model.config.classes, context=k, codes=world_model.config.codes,

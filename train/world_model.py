@@ -23,8 +23,19 @@ decoder learned a prior instead). `serve_label` adds a weak label: a linear prob
 quantized latent and must say whether the transition serves a ball (read from the emulator's RAM),
 so the encoder has to spend a code on serves (`WorldModel.loss`'s `serve_probe`).
 
+Event codes: a serve and a lost life are events the two context frames cannot time (the serve waits
+for FIRE; a life is lost while the ball is already out of sight). A decoder that learns them as
+chance events paints them by chance, and the neural game then flickers. `--event-codes 2` adds two
+codes after the free ones; in training, transitions labelled from RAM (`ram_events`) take them, so
+the decoder never sees a serve or a lost life under a free code. The action map is labelled the same
+way, so FIRE picks the serve code. An encoder cross-entropy (`--event-weight`) is meant to teach the
+encoder to pick the codes itself; on the shipped encoder it did not (its pooled features do not
+respond to a lives digit change).
+
 Fine-tuning: `--init PATH` starts from a trained world model's weights (same architecture, same
-held-out episodes) with a fresh optimizer and schedule; the report adds its training time.
+held-out episodes) with a fresh optimizer and schedule; the report adds its training time. New event
+codes are added to the init's codebook. `--freeze-encoder` trains the decoder alone, so the free
+codes keep their meaning.
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ from worldmodel.breakout import ram_ball_in_play
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.frames import FrameStore
+from worldmodel.lam import EVENTS
 from worldmodel.world_model import WORLD_MODEL_KIND, WorldModel, WorldModelConfig, load_world_model
 
 TRAIN_STATE_KIND = "world-model-training-state"
@@ -71,6 +83,14 @@ class WorldModelTrainConfig:
                                                               "leave a frame with no ball in play (serve or not)"})
     serve_label: float = field(default=0.0, metadata={"help": "weight of the serve label: a probe on the quantized "
                                                               "latent must tell serves (emulator RAM) from the rest"})
+    event_codes: int = field(default=0, metadata={"help": "extra codes set aside for events the context cannot "
+                                                          "time, labelled from RAM: 1 = serves, 2 = serves and "
+                                                          "lost lives"})
+    event_weight: float = field(default=1.0, metadata={"help": "weight of the event labels' cross-entropy on the "
+                                                               "encoder's code choice"})
+    freeze_encoder: bool = field(default=False, metadata={"help": "train the decoder only: the encoder and its "
+                                                                  "codebook stay as --init made them (new event "
+                                                                  "codes keep their random vectors)"})
     init: str | None = field(default=None, metadata={"help": "start from this world model's weights (fine-tuning): "
                                                             "same architecture and held-out episodes"})
     holdout_every: int = field(default=10, metadata={"help": "every n-th episode is held out"})
@@ -95,8 +115,9 @@ class WorldModelTrainConfig:
 
     def model_config(self, colors: tuple) -> WorldModelConfig:
         w = self.width
-        return WorldModelConfig(colors=colors, context=self.context, codes=self.codes, latent_dim=self.latent_dim,
-                                widths=(w, 2 * w, 4 * w), encoder_width=w, fine_dilations=self.dilations())
+        return WorldModelConfig(colors=colors, context=self.context, codes=self.codes + self.event_codes,
+                                event_codes=self.event_codes, latent_dim=self.latent_dim, widths=(w, 2 * w, 4 * w),
+                                encoder_width=w, fine_dilations=self.dilations())
 
     @classmethod
     def tiny(cls, data: str, out: str, **overrides) -> "WorldModelTrainConfig":
@@ -165,6 +186,21 @@ def ram_serves(store: FrameStore, data: str) -> tuple[np.ndarray, np.ndarray]:
         waiting[first:end - 1] = ~in_play[:-1] & (store.lives[first:end - 1] > 0)
         served[first:end - 1] = waiting[first:end - 1] & in_play[1:]
     return waiting[store.starts], served[store.starts]
+
+
+def ram_events(store: FrameStore, data: str, events: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(`ram_serves`' `waiting`, event labels (-1: none, i: `lam.EVENTS[i]`)) over the store's
+    transitions; only the first `events` of (serve, life lost) are labelled. A life is lost on the
+    transition whose next frame has one life fewer (the emulator's count, which the digit shows):
+    the ball is then out of sight below the paddle, so the two context frames cannot time it."""
+    waiting, served = ram_serves(store, data)
+    labels = np.full(len(store), -1, dtype=np.int64)
+    if events >= 2:
+        lost = store.lives[store.starts + 1].astype(np.int64) < store.lives[store.starts].astype(np.int64)
+        labels[lost] = 1
+    if events >= 1:
+        labels[served] = 0
+    return waiting, labels
 
 
 def serve_transitions(store: FrameStore, data: str) -> np.ndarray:
@@ -285,7 +321,14 @@ def check_init(config: WorldModelTrainConfig, init: WorldModel, model: WorldMode
     if init.config.colors != model.config.colors:
         raise ValueError(f"--init {config.init}: its colour table differs from the data's; fine-tune on the "
                          f"folder it was trained from ({init.summary.get('data')})")
-    load_weights(model, init.state_dict(), config.init)
+    weights = init.state_dict()
+    codebook = weights["encoder.vq.codebook"]
+    if config.event_codes and init.config.event_codes == 0 and len(codebook) == config.codes:
+        # event codes are new rows after the init's codes; the rest of the model is unchanged
+        own = model.state_dict()
+        weights["encoder.vq.codebook"] = torch.cat([codebook, own["encoder.vq.codebook"][len(codebook):]])
+        weights["encoder.vq.idle"] = torch.cat([weights["encoder.vq.idle"], own["encoder.vq.idle"][len(codebook):]])
+    load_weights(model, weights, config.init)
     if init.summary.get("held_out_episodes") and list(init.summary["held_out_episodes"]) != list(held.names):
         raise ValueError(f"--init {config.init}: it held out other episodes than this run would; fine-tuning "
                          f"would train on its evaluation data (use its data folder and --holdout-every)")
@@ -309,6 +352,10 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         raise ValueError(f"--serve-share must be in [0, 1], got {config.serve_share}")
     if config.serve_label < 0:
         raise ValueError(f"--serve-label must be >= 0, got {config.serve_label}")
+    if config.freeze_encoder and not config.init:
+        raise ValueError("--freeze-encoder needs --init: an untrained encoder would stay untrained")
+    if not 0 <= config.event_codes <= 2:
+        raise ValueError(f"--event-codes must be 0, 1 (serves) or 2 (serves and lost lives), got {config.event_codes}")
     torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -316,14 +363,19 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     saved = load_checkpoint(state_path, TRAIN_STATE_KIND) if state_path.exists() else None
     table = None
     if saved:
-        for key in ("context", "codes", "latent_dim", "width", "fine_dilations", "holdout_every", "max_episodes"):
-            if saved["config"].get(key, "") != getattr(config, key):
-                raise ValueError(f"{state_path}: was trained with {key}={saved['config'].get(key, '')!r}, not "
+        for key in ("context", "codes", "event_codes", "latent_dim", "width", "fine_dilations", "holdout_every",
+                    "max_episodes"):
+            before = saved["config"].get(key, 0 if key == "event_codes" else "")  # runs before event codes had none
+            if before != getattr(config, key):
+                raise ValueError(f"{state_path}: was trained with {key}={before!r}, not "
                                  f"{getattr(config, key)!r}; use another --out or the same setting")
         table = ColorTable(saved["state"]["colors"])
     train, held = load_split(config, table, progress)
     torch.manual_seed(config.seed)
     model = WorldModel(config.model_config(train.table.colors))
+    model.encoder.vq.event_weight = config.event_weight  # a training setting, not part of the model
+    if config.freeze_encoder:
+        model.encoder.requires_grad_(False)
     probe = torch.nn.Linear(config.latent_dim, 1)  # the serve label's probe: training only, not exported
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     rng = np.random.default_rng(config.seed)
@@ -354,15 +406,22 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
                         held_out_episodes=held.names, held_out_transitions=len(held))
     if init is not None:
         data_summary["init"] = init_summary(config.init, init.summary)
-    serves = labels = None
+    serves = labels = events = None
     if config.serve_share > 0 or config.serve_label > 0:
         waiting, labels = ram_serves(train, config.data)
         serves = np.flatnonzero(waiting)
         data_summary["serve_transitions"] = len(serves)
         data_summary["served_transitions"] = int(labels.sum())
         print(f"{len(serves)} training transitions leave a frame where no ball is in play "
-              f"({100 * len(serves) / len(train):.2f}%), {int(labels.sum())} of them serve; "
-              f"{config.serve_share:.0%} of each batch is drawn from them")
+              f"({100 * len(serves) / len(train):.2f}%), {int(labels.sum())} of them serve")
+    if config.event_codes:
+        waiting, events = ram_events(train, config.data, config.event_codes)
+        serves = np.flatnonzero(waiting | (events >= 0))  # the serve share draws lost lives too
+        data_summary["event_transitions"] = {name: int((events == i).sum()) for i, name in
+                                             enumerate(EVENTS[:config.event_codes])}
+        print(f"event codes: {data_summary['event_transitions']} training transitions")
+    if serves is not None and config.serve_share > 0:
+        print(f"{config.serve_share:.0%} of each batch is drawn from {len(serves)} transitions around serves")
     logger = RunLogger(config, out, wandb_id, job_type="world-model")
 
     def summary() -> dict:
@@ -400,10 +459,13 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
                 group["lr"] = lr_at(step, config)
             context, target, served, index = sample_batch(train, model, config, rng,
                                                           unroll=rng.random() < config.unroll, serves=serves)
+            if config.freeze_encoder:
+                model.encoder.eval()  # no dead-code reset either
             serve = None
             if config.serve_label > 0:
                 serve = (probe, torch.from_numpy(labels[index]), config.serve_label)
-            loss, metrics = model.loss(context, target, false_changes=served, serve_probe=serve)
+            loss, metrics = model.loss(context, target, false_changes=served, serve_probe=serve,
+                                       events=None if events is None else torch.from_numpy(events[index]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([*model.parameters(), *probe.parameters()], 1.0)

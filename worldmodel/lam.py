@@ -41,46 +41,80 @@ class LAMConfig:
     commitment: float = field(default=0.25, metadata={"help": "weight of the commitment loss"})
     dead_after: int = field(default=50, metadata={"help": "updates without use after which a code is reset"})
     diversity: float = field(default=0.1, metadata={"help": "weight of the code-diversity loss"})
+    events: int = field(default=0, metadata={"help": "codes at the end of the codebook set aside for events "
+                                                     "(`EVENTS`), taught by labels in training"})
+    event_weight: float = field(default=1.0, metadata={"help": "weight of the event labels' cross-entropy"})
+
+
+EVENTS = ("serve", "life lost")  # the event codes, in order, after the free codes
 
 
 class VectorQuantizer(nn.Module):
     """Nearest code by cosine similarity; straight-through gradients; a diversity loss (wav2vec 2.0)
     that keeps the batch's soft code assignment spread; codes unused for `dead_after` updates are
-    reset to the batch's encoder outputs that their codes fit worst."""
+    reset to the batch's encoder outputs that their codes fit worst.
+
+    Event codes: the last `events` codes are set aside for events that the context frames cannot
+    time (`EVENTS`: a serve, a lost life). Given labels, a transition with an event takes its code and
+    the others the nearest free code, so the decoder learns what each event code means from the
+    start, and a cross-entropy over (best free code, event codes) teaches the encoder to pick them
+    itself. Without labels (inference) the nearest of all codes wins."""
 
     def __init__(self, codes: int, dim: int, commitment: float, dead_after: int, diversity: float = 0.1,
-                 temperature: float = 0.1):
+                 temperature: float = 0.1, events: int = 0, event_weight: float = 1.0):
         super().__init__()
+        if not 0 <= events < codes:
+            raise ValueError(f"event codes must be in 0..{codes - 1}, got {events}")
         self.codebook = nn.Parameter(F.normalize(torch.randn(codes, dim), dim=1))
         self.commitment = commitment
         self.dead_after = dead_after
         self.diversity = diversity
         self.temperature = temperature
+        self.events = events
+        self.event_weight = event_weight
+        self.event_error = 0.0  # share of the last labelled batch whose nearest code was not its label's
         self.register_buffer("idle", torch.zeros(codes, dtype=torch.long))  # updates since last use
 
     def lookup(self, index: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.codebook, dim=1)[index]
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z: (B, D) -> (quantized (B, D) with straight-through gradient, index (B,), VQ loss)."""
+    def forward(self, z: torch.Tensor, event: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z: (B, D), event: (B,) labels (-1: none, i: `EVENTS[i]`) or None -> (quantized (B, D) with
+        straight-through gradient, index (B,), VQ loss)."""
         z = F.normalize(z, dim=1)
         codebook = F.normalize(self.codebook, dim=1)
         similarity = z @ codebook.t()  # (B, codes)
         index = similarity.argmax(dim=1)  # (B,)
+        free = len(codebook) - self.events
+        event_loss = z.new_zeros(())
+        labelled = event is not None and self.events > 0
+        if labelled:
+            nearest = index
+            index = torch.where(event >= 0, free + event.clamp(min=0), similarity[:, :free].argmax(dim=1))
+            logits = torch.cat([torch.logsumexp(similarity[:, :free] / self.temperature, dim=1, keepdim=True),
+                                similarity[:, free:] / self.temperature], dim=1)  # (B, 1 + events)
+            event_loss = self.event_weight * F.cross_entropy(logits, event + 1)
+            self.event_error = (nearest != index).float().mean().item()
         quantized = codebook[index]
-        loss = F.mse_loss(quantized, z.detach()) + self.commitment * F.mse_loss(z, quantized.detach())
-        if self.diversity:
-            mean_assignment = F.softmax(similarity / self.temperature, dim=1).mean(dim=0)  # (codes,)
+        loss = F.mse_loss(quantized, z.detach()) + self.commitment * F.mse_loss(z, quantized.detach()) + event_loss
+        plain = event < 0 if labelled else torch.ones_like(index, dtype=torch.bool)  # samples without an event
+        if self.diversity and plain.any():  # over the free codes and plain samples: events are rare by nature
+            mean_assignment = F.softmax(similarity[plain, :free] / self.temperature, dim=1).mean(dim=0)  # (free,)
             entropy = -(mean_assignment * torch.log(mean_assignment + 1e-9)).sum()
-            loss = loss + self.diversity * (math.log(len(codebook)) - entropy)
+            loss = loss + self.diversity * (math.log(free) - entropy)
         if self.training:
-            self._reset_dead(z.detach(), index, (similarity.detach().gather(1, index[:, None])).squeeze(1))
+            fit = similarity.detach().gather(1, index[:, None]).squeeze(1)
+            fit = torch.where(plain, fit, torch.full_like(fit, math.inf))  # an event never seeds a free code
+            self._reset_dead(z.detach(), index, fit)
         return z + (quantized - z).detach(), index, loss
 
     @torch.no_grad()
     def _reset_dead(self, z: torch.Tensor, index: torch.Tensor, fit: torch.Tensor) -> None:
         used = torch.bincount(index, minlength=len(self.idle)) > 0
         self.idle = torch.where(used, torch.zeros_like(self.idle), self.idle + 1)
+        if self.events:
+            self.idle[len(self.idle) - self.events:] = 0  # event codes are rare, never reset
         dead = torch.nonzero(self.idle >= self.dead_after).flatten()
         if len(dead):
             worst = torch.argsort(fit)[:len(dead)]  # the outputs their codes fit worst
@@ -104,7 +138,7 @@ class LatentActionEncoder(nn.Module):
         )
         self.head = nn.Linear(4 * w, config.latent_dim)
         self.vq = VectorQuantizer(config.codes, config.latent_dim, config.commitment, config.dead_after,
-                                  config.diversity)
+                                  config.diversity, events=config.events, event_weight=config.event_weight)
 
     def features(self, last: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
         """last, nxt: (B, 210, 160) class ids -> pooled features (B, 4w), before the head."""
@@ -112,6 +146,8 @@ class LatentActionEncoder(nn.Module):
         features = self.net(x)  # (B, 2w, 14, 10)
         return torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)
 
-    def forward(self, last: torch.Tensor, nxt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """last, nxt: (B, 210, 160) class ids -> (code vector (B, D), index (B,), VQ loss)."""
-        return self.vq(self.head(self.features(last, nxt)))
+    def forward(self, last: torch.Tensor, nxt: torch.Tensor, event: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """last, nxt: (B, 210, 160) class ids, event: (B,) labels or None (see `VectorQuantizer`) ->
+        (code vector (B, D), index (B,), VQ loss)."""
+        return self.vq(self.head(self.features(last, nxt)), event)

@@ -37,7 +37,9 @@ H, W = FRAME_SHAPE[:2]
 class WorldModelConfig:
     colors: tuple = field(default=((0, 0, 0),), metadata={"help": "RGB of each colour class (set from the data)"})
     context: int = field(default=2, metadata={"help": "context frames (a ball needs 2 for a velocity)"})
-    codes: int = field(default=8, metadata={"help": "latent actions in the codebook"})
+    codes: int = field(default=8, metadata={"help": "latent actions in the codebook, event codes included"})
+    event_codes: int = field(default=0, metadata={"help": "the codebook's last codes, set aside for events the "
+                                                          "context cannot time (`lam.EVENTS`: serve, life lost)"})
     latent_dim: int = field(default=16, metadata={"help": "width of a latent code vector"})
     widths: tuple = field(default=(32, 64, 128), metadata={"help": "decoder channels at 53x40, 27x20, 14x10"})
     blocks: tuple = field(default=(1, 1, 2), metadata={"help": "residual blocks per level"})
@@ -53,7 +55,8 @@ class WorldModelConfig:
 
     @property
     def lam(self) -> LAMConfig:
-        return LAMConfig(classes=self.classes, codes=self.codes, latent_dim=self.latent_dim, width=self.encoder_width)
+        return LAMConfig(classes=self.classes, codes=self.codes, latent_dim=self.latent_dim, width=self.encoder_width,
+                         events=self.event_codes)
 
 
 class ResBlock(nn.Module):
@@ -143,7 +146,8 @@ class WorldModel(nn.Module):
         return (logits + self.keep_bonus * keep).argmax(dim=1)
 
     def loss(self, context: torch.Tensor, target: torch.Tensor, false_changes: torch.Tensor | None = None,
-             serve_probe: tuple[nn.Module, torch.Tensor, float] | None = None) -> tuple[torch.Tensor, dict]:
+             serve_probe: tuple[nn.Module, torch.Tensor, float] | None = None,
+             events: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """context (B, k, 210, 160), target (B, 210, 160) class ids -> (loss, metrics).
 
         Changed pixels weigh `changed_weight` more. In the samples that `false_changes` (B,) marks,
@@ -152,8 +156,11 @@ class WorldModel(nn.Module):
 
         `serve_probe` = (probe, labels (B,) bool, weight): the probe maps the quantized latent (B, D)
         to a logit of "this transition serves a ball"; its binary cross-entropy, times the weight, is
-        added. The probe sees only the code, so the encoder has to give serves a code of their own."""
-        latent, index, vq_loss = self.encoder(context[:, -1], target)
+        added. The probe sees only the code, so the encoder has to give serves a code of their own.
+
+        `events` (B,) labels each transition's event (-1: none, i: `lam.EVENTS[i]`) for a model with
+        event codes: events take their code (`VectorQuantizer`)."""
+        latent, index, vq_loss = self.encoder(context[:, -1], target, events)
         logits = self.decoder(context, latent)
         changed = target != context[:, -1]
         weighted = changed
@@ -175,6 +182,8 @@ class WorldModel(nn.Module):
             total = total + weight * serve_loss
             serve_metrics = dict(serve_label=serve_loss.item(),
                                  serve_label_error=((logit > 0) != labels.bool()).float().mean().item())
+        if events is not None and self.config.event_codes:
+            serve_metrics["event_error"] = self.encoder.vq.event_error
         with torch.no_grad():  # error rates on 4 samples: argmax over classes is costly on a CPU
             few = slice(0, 4)
             predicted = self._decide(logits[few].detach(), context[few, -1])
@@ -189,9 +198,12 @@ class WorldModel(nn.Module):
 
     # ---- inference on class ids --------------------------------------------------------------
     @torch.no_grad()
-    def infer_latent_ids(self, context: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
-        """(B, k, 210, 160), (B, 210, 160) class ids -> latent indices (B,)."""
-        return self.encoder(context[:, -1], nxt)[1]
+    def infer_latent_ids(self, context: torch.Tensor, nxt: torch.Tensor, events: torch.Tensor | None = None
+                         ) -> torch.Tensor:
+        """(B, k, 210, 160), (B, 210, 160) class ids -> latent indices (B,). With `events` labels
+        (a model with event codes) the indices are those the decoder was trained on: an event's code,
+        else the nearest free code."""
+        return self.encoder(context[:, -1], nxt, events)[1]
 
     @torch.no_grad()
     def predict_ids(self, context: torch.Tensor, latent_index: torch.Tensor) -> torch.Tensor:
