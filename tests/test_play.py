@@ -15,6 +15,7 @@ from gymnasium.utils.env_checker import check_env
 import worldmodel
 from test_cli import _one_line_error, run
 from worldmodel.action_map import ACTION_MAP_KIND, ActionMap, ActionMapConfig, class_counts, load_action_map
+from worldmodel.breakout import parse_frame
 from worldmodel.checkpoint import CheckpointError, save_checkpoint
 from worldmodel.env import NeuralBreakoutEnv, load_start_states
 from worldmodel.errors import NeuralBreakoutError
@@ -163,6 +164,17 @@ def test_rollout_side_by_side_gif(models, tmp_path):
     assert imageio.mimread(out)[0].shape[:2] == (210, 160 + 4 + 160)  # neural | separator | real
     result = run("rollout", "--steps", "3", "--out", str(tmp_path / "roll.avi"), *model_args(models))
     _one_line_error(result, "roll.avi", ".gif or .mp4")
+
+
+def test_fire_check_counts_a_whole_ball_not_a_dot():
+    from train.evaluate_play import whole_ball
+
+    frame = np.zeros((210, 160, 3), dtype=np.uint8)
+    frame[120:124, 80:82] = (200, 72, 72)  # a 2x4 ball in mid-field
+    assert whole_ball(frame)
+    frame[121:124] = 0  # the parser still reads a ball in the 2 pixels left, but it is not one
+    assert parse_frame(frame).ball is not None and not whole_ball(frame)
+    assert not whole_ball(np.zeros_like(frame))
 
 
 def test_evaluate_play_cli(models, tmp_path):

@@ -11,8 +11,8 @@ the real video here):
 - paddle direction: from held-out contexts with the paddle away from the walls, LEFT and RIGHT are
   each pressed once; the generated paddle must move that way. The same measure on the recorded
   presses of the real game is reported next to it;
-- FIRE: from held-out contexts with no ball in play and a life left, FIRE then NOOPs; a ball must
-  appear within `fire_window` steps. The real game's rate over the same window is reported next to it,
+- FIRE: from held-out contexts with no ball in play and a life left, FIRE then NOOPs; a whole ball
+  (at least half of its pixels: a 1-pixel dot does not count) must appear within `fire_window` steps. The real game's rate over the same window is reported next to it,
   and so is the env's rate with NOOP in place of FIRE from the same contexts: a FIRE that launches
   no more often than NOOP does is not a control;
 - game logic over `tracker_minutes` of play at 15 steps/s by the scripted tracker: bricks only
@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from train.evaluate import ball_tracked, compare, held_out_store, segment_starts
-from worldmodel.breakout import FIRE, LEFT, NOOP, PADDLE_TOP, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, RIGHT, parse_frame
+from worldmodel.breakout import (BALL_H, BALL_W, FIRE, LEFT, NOOP, PADDLE_TOP, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, RIGHT,
+                                parse_frame)
 from worldmodel.checkpoint import write_text_atomic
 from worldmodel.frames import FrameStore
 
@@ -125,12 +126,23 @@ def _transition_of(store: FrameStore, frame: int) -> int:
     return int(frame - episode)  # each episode before this one has one frame more than transitions
 
 
+def whole_ball(frame: np.ndarray) -> bool:
+    """Does the frame show a ball, at least half of its 2x4 pixels lit where the parser places it?
+    A generated 1-pixel dot is read as a ball by the parser but is not one (it never moves)."""
+    ball = parse_frame(frame).ball
+    if ball is None:
+        return False
+    x, y = ball
+    lit = frame[y:y + BALL_H, x:x + BALL_W].sum(axis=-1) > 0
+    return int(lit.sum()) >= BALL_W * BALL_H // 2
+
+
 def ball_appears(env, context: np.ndarray, first: int, window: int) -> bool:
-    """From `context` (RGB frames), does a ball show within `window` steps of `first` then NOOPs?"""
+    """From `context` (RGB frames), does a whole ball show within `window` steps of `first` then NOOPs?"""
     env.reset(options={"frames": context})
     for i in range(window):
         obs, *_ = env.step(first if i == 0 else NOOP)
-        if parse_frame(obs).ball is not None:
+        if whole_ball(obs):
             return True
     return False
 
@@ -150,7 +162,7 @@ def fire_launches(env, store: FrameStore, config: EvaluatePlayConfig, rng: np.ra
         launched.append(ball_appears(env, context, FIRE, config.fire_window))
         noop_launched.append(ball_appears(env, context, NOOP, config.fire_window))
         if int(store.actions[_transition_of(store, start)]) == FIRE:
-            real_launched.append(any(parse_frame(store.table.to_rgb(store.frames[start + 1 + i])).ball is not None
+            real_launched.append(any(whole_ball(store.table.to_rgb(store.frames[start + 1 + i]))
                                      for i in range(config.fire_window)))
     return dict(launch_rate=float(np.mean(launched)) if launched else None, presses=len(launched),
                 noop_launch_rate=float(np.mean(noop_launched)) if noop_launched else None,
