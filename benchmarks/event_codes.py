@@ -1,7 +1,7 @@
 """What does each latent code do where no ball is in play? For held-out transitions that leave a
 frame where the emulator has no ball in play (RAM), the world model predicts the next frame under
-every code. The benchmark prints, per code, how often a ball appears and how often the lives digit
-changes (both read by the frame parser). A model that serves or takes a life by chance does so under
+every code. The benchmark prints, per code, how often a whole ball appears (`evaluate play`'s
+`whole_ball`) and how often the lives digit changes (read by the frame parser). A model that serves or takes a life by chance does so under
 every code. With event codes (`train world-model --event-codes`), only the serve code should paint a
 ball, and only the life-lost code should change the digit.
 
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from train.evaluate import held_out_store
+from train.evaluate_play import whole_ball
 from train.world_model import ram_serves
 from worldmodel.breakout import parse_frame
 from worldmodel.lam import EVENTS
@@ -38,7 +39,7 @@ def main() -> None:
         context, target = store.batch(index, model.context_length)
         context_t = torch.from_numpy(context)
         lives = [parse_frame(model.table.to_rgb(frame)).lives for frame in context[:, -1]]
-        real_ball = np.mean([parse_frame(model.table.to_rgb(frame)).ball is not None for frame in target])
+        real_ball = np.mean([whole_ball(model.table.to_rgb(frame)) for frame in target])
         print(f"{path}: {len(index)} held-out no-ball contexts, {int(served[index].sum())} of them served "
               f"(a ball in {100 * real_ball:.0f}% of the real next frames)")
         print("| code | meaning | ball appears | lives digit changes |")
@@ -46,8 +47,9 @@ def main() -> None:
         free = model.config.codes - model.config.event_codes
         for code in range(model.config.codes):
             predicted = model.predict_ids(context_t, torch.full((len(index),), code)).numpy()
-            info = [parse_frame(model.table.to_rgb(frame)) for frame in predicted]
-            ball = np.mean([f.ball is not None for f in info])
+            rgb = model.table.to_rgb(predicted)
+            info = [parse_frame(frame) for frame in rgb]
+            ball = np.mean([whole_ball(frame) for frame in rgb])
             changed = np.mean([f.lives != before for f, before in zip(info, lives)])
             meaning = "free" if code < free else EVENTS[code - free]
             print(f"| {code} | {meaning} | {100 * ball:.0f}% | {100 * changed:.0f}% |")
