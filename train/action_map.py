@@ -141,14 +141,17 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     train_index = rng.choice(len(train), size=min(config.transitions, len(train)), replace=False)
     held_index = rng.choice(len(held), size=min(config.held_out, len(held)), replace=False)
     held_serves = np.zeros(0, dtype=np.int64)
-    if config.serves:
-        train_index = np.union1d(train_index, serve_transitions(train, config.data))
-        held_serves = serve_transitions(held, config.data)
     train_events = held_events = None
     if world_model.config.event_codes:  # label as the decoder learned: events by their codes, all of them
-        _, train_events = ram_events(train, config.data, world_model.config.event_codes)
-        _, held_events = ram_events(held, config.data, world_model.config.event_codes)
+        train_waiting, train_events = ram_events(train, config.data, world_model.config.event_codes)
+        held_waiting, held_events = ram_events(held, config.data, world_model.config.event_codes)
         train_index = np.union1d(train_index, np.flatnonzero(train_events >= 0))
+        if config.serves:  # the same RAM read gives the waiting transitions
+            train_index = np.union1d(train_index, np.flatnonzero(train_waiting))
+            held_serves = np.flatnonzero(held_waiting)
+    elif config.serves:
+        train_index = np.union1d(train_index, serve_transitions(train, config.data))
+        held_serves = serve_transitions(held, config.data)
     train_latent = label_latents(world_model, train, train_index, progress, "label training latents", train_events)
     held_latent = label_latents(world_model, held, held_index, progress, "label held-out latents", held_events)
     held_serve_latent = label_latents(world_model, held, held_serves, progress, "label held-out serves", held_events)

@@ -407,15 +407,18 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     if init is not None:
         data_summary["init"] = init_summary(config.init, init.summary)
     serves = labels = events = None
-    if config.serve_share > 0 or config.serve_label > 0:
+    if config.event_codes:  # one read of the RAM serves both
+        waiting, events = ram_events(train, config.data, config.event_codes)
+        labels = events == 0  # the served transitions
+    elif config.serve_share > 0 or config.serve_label > 0:
         waiting, labels = ram_serves(train, config.data)
+    if config.serve_share > 0 or config.serve_label > 0:
         serves = np.flatnonzero(waiting)
         data_summary["serve_transitions"] = len(serves)
         data_summary["served_transitions"] = int(labels.sum())
         print(f"{len(serves)} training transitions leave a frame where no ball is in play "
               f"({100 * len(serves) / len(train):.2f}%), {int(labels.sum())} of them serve")
     if config.event_codes:
-        waiting, events = ram_events(train, config.data, config.event_codes)
         serves = np.flatnonzero(waiting | (events >= 0))  # the serve share draws lost lives too
         data_summary["event_transitions"] = {name: int((events == i).sum()) for i, name in
                                              enumerate(EVENTS[:config.event_codes])}
