@@ -379,6 +379,21 @@ def test_event_labels_are_serves_and_lost_lives(episodes_dir):
     assert np.array_equal(serves_only >= 0, served)
 
 
+def test_training_command_parses_back_to_its_config():
+    """The recorded command reproduces the run: flags, not `--freeze-encoder True`."""
+    import shlex
+
+    from neural_breakout import build_parser, config_from_args
+    from train.world_model import training_command
+
+    config = WorldModelTrainConfig(data="data/x", out="runs/y", init="a.pt", freeze_encoder=True, wandb=False,
+                                   event_codes=2, lr=4e-5, fine_dilations="2,4")
+    words = shlex.split(training_command(config))
+    assert "--freeze-encoder" in words and "--no-wandb" in words and "True" not in words
+    args = build_parser().parse_args(words[1:])
+    assert config_from_args(WorldModelTrainConfig, args) == config
+
+
 def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     base = ("train", "world-model", "--data", str(episodes_dir), "--tiny", "--quiet")
     assert run(*base, "--out", str(tmp_path / "a")).returncode == 0

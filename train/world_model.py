@@ -312,7 +312,8 @@ def training_command(config: WorldModelTrainConfig) -> str:
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if f.name not in ("data", "out") and f.default is not dataclasses.MISSING and value != f.default:
-            words.append(f"--{f.name.replace('_', '-')} {value}")
+            flag = f.name.replace("_", "-")
+            words.append(f"--{flag}" if value is True else f"--no-{flag}" if value is False else f"--{flag} {value}")
     return " ".join(words)
 
 
