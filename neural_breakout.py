@@ -151,7 +151,9 @@ def cmd_train_action_map(args: argparse.Namespace) -> int:
 
     config = config_from_args(ActionMapTrainConfig, args)
     if args.tiny:
-        config = ActionMapTrainConfig.tiny(config.data, config.world_model, config.out, serves=config.serves)
+        config = ActionMapTrainConfig.tiny(config.data, config.world_model, config.out, serves=config.serves,
+                                           context=config.context, presence=config.presence,
+                                           rare_share=config.rare_share)
     summary = train_action_map(config, progress=not args.quiet)
     print(f"held-out accuracy {100 * summary['held_out_accuracy']:.1f}% (a context-free action table: "
           f"{100 * summary['action_table_baseline']:.1f}%); wrote {config.out}/action_map.pt and "
@@ -185,6 +187,9 @@ def cmd_evaluate_play(args: argparse.Namespace) -> int:
           f"{100 * (fire['launch_rate'] or 0):.1f}% of {fire['presses']} presses "
           f"(NOOP instead: {100 * (fire['noop_launch_rate'] or 0):.1f}%)")
     print(f"game logic over {logic['minutes_at_15fps']:.1f} min of tracker play: {json.dumps(logic['violations'])}")
+    print(f"is it still a game: points scored {logic['points']}, bricks broken {logic['bricks_broken']}, "
+          f"lives lost {logic['lives_lost']}; a whole ball in {logic['whole_ball_steps']} of {logic['steps']} "
+          f"steps; the frame unchanged in {logic['frozen_steps']}")
     print(f"wrote {config.out}/report.json and {config.out}/tracker.gif")
     return 0
 

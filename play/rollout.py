@@ -62,7 +62,7 @@ def rollout(config: RolloutConfig, progress: bool = True) -> dict:
         raise ValueError(f"--scale must be at least 1, got {config.scale}")
     start = time.time()
     env = NeuralBreakoutEnv(config.checkpoint, config.action_map, config.start_states, sample=config.sample)
-    k = env.world_model.context_length
+    k = env.context_length
     policy = make_policy(config.policy, config.agent_checkpoint if config.policy == "agent" else None,
                          config.epsilon)
     rng = np.random.default_rng(config.seed)

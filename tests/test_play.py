@@ -87,6 +87,34 @@ def test_action_map_labels_events_by_their_codes(models):
     assert (latent[events < 0] < free).all()
 
 
+def test_action_map_with_a_longer_context(tmp_path, models):
+    """`train action-map --context 3` on a 2-frame world model: the map reads 3 frames, the world model
+    its 2, the start bank holds 3, and the event figures are reported."""
+    out = tmp_path / "am3"
+    result = run("train", "action-map", "--data", str(models["data"]), "--world-model", str(models["checkpoint"]),
+                 "--out", str(out), "--tiny", "--context", "3", "--presence", "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(summary["held_out_event_recall"]) <= {"serve", "life lost"}
+    assert 0 <= summary["held_out_false_event_rate"] <= 1 and "--context 3" in summary["training_command"]
+    action_map = load_action_map(out / "action_map.pt")
+    assert action_map.config.context == 3 and action_map.config.presence and load_start_states(out / "start_states.npz")["frames"].shape[1] == 3
+    env = NeuralBreakoutEnv(models["checkpoint"], out / "action_map.pt", out / "start_states.npz")
+    assert env.context_length == 3 and env.world_model.context_length == 2
+    env.reset(seed=0)
+    history = env._context.clone()
+    expected = action_map.probabilities(history, torch.tensor([2]))[0]
+    assert np.allclose(env.latent_probabilities(2), expected)
+    obs, *_ = env.step(2)
+    assert env._context.shape[1] == 3 and torch.equal(env._context[:, :2], history[:, 1:])
+    with pytest.raises(NeuralBreakoutError, match="need 3"):  # a 2-frame bank is too short for this map
+        NeuralBreakoutEnv(models["checkpoint"], out / "action_map.pt", models["start_states"])
+    base = ("train", "action-map", "--data", str(models["data"]), "--world-model", str(models["checkpoint"]),
+            "--out", str(out), "--quiet")
+    _one_line_error(run(*base, "--context", "-1"), "--context", "-1")
+    _one_line_error(run(*base, "--rare-share", "2"), "--rare-share", "2")
+
+
 def test_action_map_checkpoint_errors(tmp_path, models):
     wrong = save_checkpoint(tmp_path / "wrong.pt", "world-model", ActionMapConfig(), dict(weights={}))
     with pytest.raises(CheckpointError, match="expected 'action-map'"):
@@ -188,6 +216,26 @@ def test_evaluate_play_cli(models, tmp_path):
     assert set(report["game_logic"]["violations"]) == {"brick_reappeared", "score_decreased", "lives_increased",
                                                         "ball_vanished_mid_field"}
     assert 0 <= report["paddle_direction"]["accuracy"] <= 1 and (out / "tracker.gif").exists()
+    assert 0 <= report["game_logic"]["frozen_steps"] <= 18 and 0 <= report["game_logic"]["whole_ball_steps"] <= 18
+
+
+def test_game_logic_counts_a_frozen_game():
+    """A game whose frame never changes breaks no rule, and the report says it is frozen."""
+    from train.evaluate_play import EvaluatePlayConfig, game_logic
+
+    class Frozen:
+        def __init__(self):
+            self.frame = np.zeros((210, 160, 3), dtype=np.uint8)
+
+        def reset(self, seed=None):
+            return self.frame.copy(), {"lives": 5, "score": 0}
+
+        def step(self, action):
+            return self.frame.copy(), 0.0, False, False, {"lives": 5, "score": 0}
+
+    report, gif = game_logic(Frozen(), EvaluatePlayConfig(data="unused"), steps=12)
+    assert report["frozen_steps"] == 12 and report["whole_ball_steps"] == 0 and len(gif) == 12
+    assert sum(report["violations"].values()) == 0 and report["points"] == 0
 
 
 def test_play_neural_game_in_dummy_window(models):

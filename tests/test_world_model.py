@@ -107,6 +107,26 @@ def test_predictions_undo_the_changed_pixel_weighting():
     assert (model.predict_ids(context[:1], latent) == 0).all()  # odds 21/9 / e^1.5 < 1: keep
 
 
+def test_hud_keep_bonus_applies_to_the_digit_rows_only():
+    """`hud_keep_bonus` is the keep bonus above the playfield (score and lives digits): equal to the
+    keep bonus it changes nothing; large, it keeps those rows as they were and nothing else."""
+    assert WorldModelConfig().hud_keep_bonus == 2.5 and WorldModelConfig().keep_bonus == 1.5
+    import dataclasses
+
+    model = tiny_model().eval()
+    torch.nn.init.normal_(model.decoder.head.weight, std=3.0)  # confident, arbitrary changes everywhere
+    context = torch.randint(0, 4, (3, 2, 210, 160), dtype=torch.uint8)
+    latent = torch.tensor([0, 1, 2])
+    scalar = model.decoder(context, model.encoder.vq.lookup(latent), model.keep_bonus).argmax(dim=1)
+    model.config = dataclasses.replace(model.config, hud_keep_bonus=model.keep_bonus)
+    assert torch.equal(model.predict_ids(context, latent), scalar.to(torch.uint8))
+    model.config = dataclasses.replace(model.config, hud_keep_bonus=1e4)
+    predicted = model.predict_ids(context, latent)
+    assert torch.equal(predicted[:, :32], context[:, -1, :32])  # the digits' rows are kept
+    assert torch.equal(predicted[:, 32:], scalar[:, 32:].to(torch.uint8))  # the playfield as before
+    assert (scalar[:, :32] != context[:, -1, :32]).any()  # which the plain bonus did change
+
+
 def test_false_changes_weigh_like_changes_in_marked_samples():
     """Nothing changes in these frames. A model that keeps every pixel loses nothing by the marking;
     one that would repaint some pixels loses more when they weigh 21x (their cross-entropy is the

@@ -10,7 +10,13 @@ rare (0.5%) for a random sample to teach the map what FIRE does; their held-out 
 reported on its own. It helps only a world model whose latent carries the serve
 (`benchmarks/serve_control.py`); off by default. A world model with event codes (`train world-model
 --event-codes`) is labelled as its decoder was trained: serves and lost lives (read from RAM) by
-their own codes, all of them in the training set, the rest by the nearest free code.
+their own codes, all of them in the training set, the rest by the nearest free code. These rare
+transitions (events, and no-ball frames with `--serves`) fill `--rare-share` of every batch.
+
+`--context N` lets the map read more frames than the world model: a life is lost 1 to 6 steps after
+the ball leaves the screen (2 or 3 in most games), so from the last 4 frames the map can tell when
+to pick the lost-life code, which two frames cannot. The env keeps as many frames as the longer of
+the two needs, and the start bank holds that many.
 Writes OUT/action_map.pt and OUT/start_states.npz.
 """
 
@@ -30,6 +36,7 @@ from worldmodel.action_map import ACTION_MAP_KIND, ActionMap, ActionMapConfig
 from worldmodel.breakout import ACTION_MEANINGS, parse_frame
 from worldmodel.checkpoint import save_checkpoint
 from worldmodel.frames import FrameStore
+from worldmodel.lam import EVENTS
 from worldmodel.world_model import WorldModel, load_world_model
 
 
@@ -40,8 +47,16 @@ class ActionMapTrainConfig:
     out: str = field(default="runs/action-map", metadata={"help": "folder for action_map.pt and start_states.npz"})
     transitions: int = field(default=40_000, metadata={"help": "training transitions to label with latents"})
     held_out: int = field(default=4_000, metadata={"help": "held-out transitions to measure accuracy on"})
+    context: int = field(default=0, metadata={"help": "context frames the map reads (0: the world model's); more "
+                                                      "than the world model's lets it time a lost life from the "
+                                                      "ball's exit"})
+    presence: bool = field(default=False, metadata={"help": "give the map a view of the whole frame max-pooled "
+                                                            "(is a ball anywhere), for the event codes"})
     serves: bool = field(default=False, metadata={"help": "also label every transition that leaves a frame where no "
                                                           "ball is in play (where FIRE serves)"})
+    rare_share: float = field(default=0.25, metadata={"help": "share of each batch drawn from the rare transitions "
+                                                          "(events and, with --serves, no-ball frames), which a "
+                                                          "uniform batch shows too seldom to learn"})
     steps: int = field(default=2_000, metadata={"help": "gradient updates"})
     batch_size: int = field(default=64, metadata={"help": "transitions per update"})
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
@@ -53,9 +68,10 @@ class ActionMapTrainConfig:
     threads: int = field(default=2, metadata={"help": "torch threads"})
 
     @classmethod
-    def tiny(cls, data: str, world_model: str, out: str, serves: bool = False) -> "ActionMapTrainConfig":
+    def tiny(cls, data: str, world_model: str, out: str, **options) -> "ActionMapTrainConfig":
+        """A few updates of a tiny map; `options` (serves, context, presence, ...) pass through."""
         return cls(data=data, world_model=world_model, out=out, transitions=64, held_out=16, steps=4, batch_size=8,
-                   width=8, bank_starts=1, bank_states=2, max_episodes=4, serves=serves)
+                   width=8, bank_starts=1, bank_states=2, max_episodes=4, **options)
 
 
 @torch.no_grad()
@@ -128,6 +144,10 @@ def predict_latents(model: ActionMap, store: FrameStore, index: np.ndarray, k: i
 def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
+    if config.context < 0:
+        raise ValueError(f"--context must be 0 (the world model's) or a number of frames, got {config.context}")
+    if not 0.0 <= config.rare_share <= 1.0:
+        raise ValueError(f"--rare-share must be between 0 and 1, got {config.rare_share}")
     torch.set_num_threads(config.threads)
     start_wall, start_cpu = time.time(), time.process_time()
     world_model = load_world_model(config.world_model)
@@ -137,28 +157,32 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
                                   max_episodes=config.max_episodes or wm_training.get("max_episodes"))
     train, held = load_split(split, world_model.table, progress)
     k = world_model.context_length
+    k_map = config.context or k
     rng = np.random.default_rng(config.seed)
     train_index = rng.choice(len(train), size=min(config.transitions, len(train)), replace=False)
+    rare = np.zeros(0, dtype=np.int64)  # transitions (store indices) a uniform batch shows too seldom
     held_index = rng.choice(len(held), size=min(config.held_out, len(held)), replace=False)
     held_serves = np.zeros(0, dtype=np.int64)
     train_events = held_events = None
     if world_model.config.event_codes:  # label as the decoder learned: events by their codes, all of them
         train_waiting, train_events = ram_events(train, config.data, world_model.config.event_codes)
         held_waiting, held_events = ram_events(held, config.data, world_model.config.event_codes)
-        train_index = np.union1d(train_index, np.flatnonzero(train_events >= 0))
+        rare = np.flatnonzero(train_events >= 0)
         if config.serves:  # the same RAM read gives the waiting transitions
-            train_index = np.union1d(train_index, np.flatnonzero(train_waiting))
+            rare = np.union1d(rare, np.flatnonzero(train_waiting))
             held_serves = np.flatnonzero(held_waiting)
     elif config.serves:
-        train_index = np.union1d(train_index, serve_transitions(train, config.data))
+        rare = serve_transitions(train, config.data)
         held_serves = serve_transitions(held, config.data)
+    train_index = np.union1d(train_index, rare)
+    rare_pick = np.flatnonzero(np.isin(train_index, rare))  # their positions in train_index
     train_latent = label_latents(world_model, train, train_index, progress, "label training latents", train_events)
     held_latent = label_latents(world_model, held, held_index, progress, "label held-out latents", held_events)
     held_serve_latent = label_latents(world_model, held, held_serves, progress, "label held-out serves", held_events)
 
     torch.manual_seed(config.seed)
-    model_config = ActionMapConfig(classes=world_model.config.classes, context=k, codes=world_model.config.codes,
-                                   width=config.width)
+    model_config = ActionMapConfig(classes=world_model.config.classes, context=k_map, codes=world_model.config.codes,
+                                   width=config.width, presence=config.presence)
     model = ActionMap(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     bar = tqdm(range(config.steps), desc="action map", unit="upd", disable=not progress, smoothing=0.05)
@@ -166,8 +190,11 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
         for group in optimizer.param_groups:  # linear decay to 10%
             group["lr"] = config.lr * (1 - 0.9 * step / max(1, config.steps))
         pick = rng.integers(len(train_index), size=config.batch_size)
+        if len(rare_pick) and config.rare_share > 0:
+            n = int(rng.binomial(config.batch_size, config.rare_share))
+            pick[:n] = rare_pick[rng.integers(len(rare_pick), size=n)]
         transitions = train_index[pick]
-        context = torch.from_numpy(train.context(train.starts[transitions], k))
+        context = torch.from_numpy(train.context(train.starts[transitions], k_map))
         action = torch.from_numpy(train.actions[transitions].astype(np.int64))
         loss, metrics = model.loss(context, action, torch.from_numpy(train_latent[pick]))
         optimizer.zero_grad(set_to_none=True)
@@ -178,9 +205,9 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     model.eval()
 
     held_actions = held.actions[held_index].astype(np.int64)
-    correct = predict_latents(model, held, held_index, k) == held_latent
+    correct = predict_latents(model, held, held_index, k_map) == held_latent
     serve_actions = held.actions[held_serves].astype(np.int64)
-    serve_correct = predict_latents(model, held, held_serves, k) == held_serve_latent
+    serve_correct = predict_latents(model, held, held_serves, k_map) == held_serve_latent
     # the baseline a context-free table reaches: the commonest training latent of each action
     train_actions = train.actions[train_index]
     table = np.array([np.bincount(train_latent[train_actions == a], minlength=model_config.codes).argmax()
@@ -195,15 +222,33 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
                                            for a in range(model_config.actions) if (serve_actions == a).any()},
         held_out_serve_transitions=int(len(held_serves)),
     )
+    if held_events is not None:  # does the map pick an event's code when, and only when, it comes?
+        free = world_model.config.codes - world_model.config.event_codes
+        event_index = np.flatnonzero(held_events >= 0)
+        event_hit = predict_latents(model, held, event_index, k_map) == free + held_events[event_index]
+        quiet = held_index[held_events[held_index] < 0]
+        false_event = predict_latents(model, held, quiet, k_map) >= free
+        accuracy.update(
+            held_out_event_recall={name: float(event_hit[held_events[event_index] == i].mean())
+                                   for i, name in enumerate(EVENTS[:world_model.config.event_codes])
+                                   if (held_events[event_index] == i).any()},
+            held_out_events={name: int((held_events[event_index] == i).sum())
+                             for i, name in enumerate(EVENTS[:world_model.config.event_codes])},
+            held_out_false_event_rate=float(false_event.mean()) if len(quiet) else 0.0)
     out = Path(config.out)
     summary = dict(**accuracy, world_model=str(config.world_model), data=config.data,
                    train_transitions=int(len(train_index)), steps=config.steps,
                    wall_hours=(time.time() - start_wall) / 3600, cpu_hours=(time.process_time() - start_cpu) / 3600,
                    training_config=dataclasses.asdict(config),
                    training_command=f"neural-breakout train action-map --data {config.data} "
-                                    f"--world-model {config.world_model} --out {config.out}")
+                                    f"--world-model {config.world_model} --out {config.out}"
+                                    + (f" --context {config.context}" if config.context else "")
+                                    + (" --presence" if config.presence else "")
+                                    + (f" --rare-share {config.rare_share}" if config.rare_share != 0.25 else "")
+                                    + (f" --steps {config.steps}" if config.steps != 2_000 else "")
+                                    + (" --serves" if config.serves else ""))
     save_checkpoint(out / "action_map.pt", ACTION_MAP_KIND, model_config, dict(weights=model.state_dict()), summary)
-    bank = build_start_bank(train, k, config.bank_starts, config.bank_states, rng)
+    bank = build_start_bank(train, max(k, k_map), config.bank_starts, config.bank_states, rng)
     save_start_bank(bank, out / "start_states.npz")
     summary["start_states"] = int(len(bank["frames"]))
     return summary

@@ -63,7 +63,7 @@ def _rgb_context(store: FrameStore, frame: int, k: int) -> np.ndarray:
 
 
 def controlled_rollouts(env, store: FrameStore, config: EvaluatePlayConfig, rng: np.random.Generator) -> dict:
-    k = env.world_model.context_length
+    k = env.context_length
     starts = segment_starts(store, config.segments, config.horizon, rng)
     horizons, paddle_ok, lengths = [], [], []
     for start in starts:
@@ -92,7 +92,7 @@ def controlled_rollouts(env, store: FrameStore, config: EvaluatePlayConfig, rng:
 
 def paddle_direction(env, store: FrameStore, config: EvaluatePlayConfig, rng: np.random.Generator) -> dict:
     """Generated: LEFT and RIGHT pressed from the same real contexts. Real: recorded presses."""
-    k = env.world_model.context_length
+    k = env.context_length
     low, high = PLAYFIELD_LEFT + WALL_MARGIN, PLAYFIELD_RIGHT - PADDLE_WIDTH - WALL_MARGIN
     results, real_results, tried = {RIGHT: [], LEFT: []}, [], 0
     for start in store.starts[rng.permutation(len(store))]:
@@ -148,7 +148,7 @@ def ball_appears(env, context: np.ndarray, first: int, window: int) -> bool:
 
 
 def fire_launches(env, store: FrameStore, config: EvaluatePlayConfig, rng: np.random.Generator) -> dict:
-    k = env.world_model.context_length
+    k = env.context_length
     launched, noop_launched, real_launched, tried = [], [], [], 0
     for start in store.starts[rng.permutation(len(store))]:
         if tried >= config.fires:
@@ -178,8 +178,10 @@ def game_logic(env, config: EvaluatePlayConfig, steps: int) -> tuple[dict, np.nd
     rng = np.random.default_rng(config.seed)
     counts = dict(brick_reappeared=0, score_decreased=0, lives_increased=0, ball_vanished_mid_field=0)
     games, points, lives_lost, bricks_broken = 0, 0, 0, 0
+    frozen = whole = 0  # is it still a game: frames unchanged from the last, frames with a whole ball
     gif = []
     obs, info = env.reset(seed=config.seed)
+    last_obs = obs
     previous = parse_frame(obs)
     missing, last_ball = 0, previous.ball
     policy.reset()
@@ -190,6 +192,9 @@ def game_logic(env, config: EvaluatePlayConfig, steps: int) -> tuple[dict, np.nd
         if len(gif) < 450:
             gif.append(obs)
         now = parse_frame(obs)
+        frozen += int(np.array_equal(obs, last_obs))
+        whole += int(whole_ball(obs))
+        last_obs = obs
         counts["brick_reappeared"] += int((now.bricks & ~previous.bricks).any())
         counts["score_decreased"] += int(now.score < previous.score)
         counts["lives_increased"] += int(now.lives > previous.lives)
@@ -206,12 +211,13 @@ def game_logic(env, config: EvaluatePlayConfig, steps: int) -> tuple[dict, np.nd
         if terminated or truncated:
             games += 1
             obs, info = env.reset()
+            last_obs = obs
             policy.reset()
             previous, missing, last_ball = parse_frame(obs), 0, None
     seconds = time.time() - start
     return dict(steps=steps, minutes_at_15fps=steps / 15 / 60, violations=counts, games_finished=games,
                 points=points, lives_lost=lives_lost, bricks_broken=bricks_broken,
-                env_steps_per_s=steps / seconds), np.stack(gif)
+                frozen_steps=frozen, whole_ball_steps=whole, env_steps_per_s=steps / seconds), np.stack(gif)
 
 
 def evaluate_play(config: EvaluatePlayConfig, progress: bool = True) -> dict:

@@ -33,6 +33,8 @@ class ActionMapConfig:
     actions: int = field(default=4, metadata={"help": "real actions"})
     width: int = field(default=32, metadata={"help": "convolution channels"})
     hidden: int = field(default=128, metadata={"help": "width of the hidden layer"})
+    presence: bool = field(default=False, metadata={"help": "also max-pool the first convolution over the frame: "
+                                                            "whether a ball is anywhere, in which frames"})
 
 
 def class_counts(ids: torch.Tensor, classes: int) -> torch.Tensor:
@@ -52,7 +54,10 @@ class ActionMap(nn.Module):
 
     Two views of the context: class counts per 4x4 block through three strided convolutions (where
     the ball, bricks and paddle are), and the paddle rows at full horizontal resolution (exactly
-    where the paddle is and how it moved, which decides what a press does near a wall)."""
+    where the paddle is and how it moved, which decides what a press does near a wall). With
+    `presence`, a third: the first convolution's features max-pooled over the whole frame, which say
+    whether something small, like the ball, is anywhere, and in which frames (a serve needs none in
+    play, a lost life a ball that left a few frames ago)."""
 
     def __init__(self, config: ActionMapConfig):
         super().__init__()
@@ -63,13 +68,19 @@ class ActionMap(nn.Module):
             nn.Conv2d(w, w, 3, stride=2, padding=1), nn.SiLU(),  # 14x10
             nn.Conv2d(w, w, 3, stride=2, padding=1), nn.SiLU(),  # 7x5
         )
-        self.mlp = nn.Sequential(nn.Linear(w * 7 * 5 + k * 160, config.hidden), nn.SiLU(),
+        pooled = 2 * w if config.presence else 0
+        self.mlp = nn.Sequential(nn.Linear(w * 7 * 5 + k * 160 + pooled, config.hidden), nn.SiLU(),
                                  nn.Linear(config.hidden, config.actions * config.codes))
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
-        x = self.convs(class_counts(context, self.config.classes)).flatten(1)
+        counts = class_counts(context, self.config.classes)
+        first = self.convs[1](self.convs[0](counts))  # (B, w, 27, 20)
+        x = self.convs[2:](first).flatten(1)
         paddle = (context[:, :, PADDLE_TOP:PADDLE_BOTTOM] != 0).float().mean(dim=2).flatten(1)  # (B, k * 160)
-        return self.mlp(torch.cat([x, paddle], dim=1)).view(-1, self.config.actions, self.config.codes)
+        views = [x, paddle]
+        if self.config.presence:  # the strongest and weakest response anywhere: is it there at all?
+            views += [first.amax(dim=(2, 3)), first.amin(dim=(2, 3))]
+        return self.mlp(torch.cat(views, dim=1)).view(-1, self.config.actions, self.config.codes)
 
     def loss(self, context: torch.Tensor, action: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, dict]:
         logits = self(context)[torch.arange(len(action)), action]  # (B, codes)

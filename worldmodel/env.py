@@ -62,19 +62,20 @@ class NeuralBreakoutEnv(gym.Env):
         self.world_model: WorldModel = load_world_model(checkpoint)
         self.action_map: ActionMap = load_action_map(action_map)
         if (self.action_map.config.codes != self.world_model.config.codes
-                or self.action_map.config.context != self.world_model.context_length
                 or self.action_map.config.classes != self.world_model.config.classes):
-            raise NeuralBreakoutError("the action map was trained for another world model (codes, context or "
-                                      "colours differ): train it again with `neural-breakout train action-map`")
+            raise NeuralBreakoutError("the action map was trained for another world model (codes or colours "
+                                      "differ): train it again with `neural-breakout train action-map`")
+        # the map may read a longer history than the world model (it times a lost life from it)
+        self.context_length = max(self.world_model.context_length, self.action_map.config.context)
         self.start_states = load_start_states(start_states)
-        if self.start_states["frames"].shape[1] < self.world_model.context_length:
+        if self.start_states["frames"].shape[1] < self.context_length:
             raise NeuralBreakoutError(f"start states hold {self.start_states['frames'].shape[1]} frames, the world "
-                                      f"model needs {self.world_model.context_length}")
+                                      f"model and action map need {self.context_length}")
         self.render_mode = render_mode
         self.sample = sample
         self.observation_space = gym.spaces.Box(0, 255, FRAME_SHAPE, dtype=np.uint8)
         self.action_space = gym.spaces.Discrete(len(ACTION_MEANINGS))
-        self._context: torch.Tensor | None = None  # (1, k, 210, 160) class ids
+        self._context: torch.Tensor | None = None  # (1, context_length, 210, 160) class ids, oldest first
         self._frame: np.ndarray | None = None
         self._score = self._lives = 0
 
@@ -89,7 +90,7 @@ class NeuralBreakoutEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        k = self.world_model.context_length
+        k = self.context_length
         frames = (options or {}).get("frames")
         if frames is None:
             index = int(self.np_random.integers(len(self.start_states["frames"])))
@@ -109,7 +110,8 @@ class NeuralBreakoutEnv(gym.Env):
 
     def latent_probabilities(self, action: int) -> np.ndarray:
         """The action map's distribution over latent actions for `action` in the current context."""
-        return self.action_map.probabilities(self._context, torch.tensor([action]))[0]
+        context = self._context[:, -self.action_map.config.context:]
+        return self.action_map.probabilities(context, torch.tensor([action]))[0]
 
     def step(self, action):
         if self._context is None:
@@ -122,7 +124,8 @@ class NeuralBreakoutEnv(gym.Env):
             latent = int(self.np_random.choice(len(probs), p=probs / probs.sum()))
         else:
             latent = int(probs.argmax())
-        ids = self.world_model.predict_ids(self._context, torch.tensor([latent]))  # (1, 210, 160)
+        context = self._context[:, -self.world_model.context_length:]
+        ids = self.world_model.predict_ids(context, torch.tensor([latent]))  # (1, 210, 160)
         self._context = torch.cat([self._context[:, 1:], ids[:, None]], dim=1)
         self._frame = self.world_model.table.to_rgb(ids[0].numpy())
         parsed = parse_frame(self._frame)

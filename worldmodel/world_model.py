@@ -5,7 +5,9 @@ The decoder is a small U-Net over 4x4 space-to-depth blocks (53x40, then 27x20 a
 receptive field spans the frame), conditioned on the latent code at every level. Optional dilated
 blocks at 53x40 let the finest level see where the ball was two frames back (up to 28 px away).
 Its output starts from a learned bias towards the last context frame, so it learns what changes:
-ball, paddle, bricks, score. Training weights changed pixels up, since they are a few dozen of 33,600.
+ball, paddle, bricks, score. Training weights changed pixels up, since they are a few dozen of 33,600;
+prediction undoes that weighting with a keep bonus on each pixel's current class, stronger on the
+score and lives digits (`WorldModelConfig.keep_bonus`, `hud_keep_bonus`).
 
     wm = load_world_model()                 # the shipped checkpoint
     z = wm.infer_latent(context, next_frame)  # context: uint8 (k, 210, 160, 3), oldest first
@@ -22,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import FRAME_SHAPE
+from worldmodel.breakout import FRAME_SHAPE, PLAYFIELD_TOP
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
@@ -47,7 +49,12 @@ class WorldModelConfig:
                                                                  "a wider fine view of the fast ball"})
     encoder_width: int = field(default=32, metadata={"help": "latent action encoder width"})
     changed_weight: float = field(default=20.0, metadata={"help": "loss weight of pixels that change"})
-    keep_bonus: float = field(default=1.5, metadata={"help": "logit bonus of each pixel's current class when predicting"})
+    keep_bonus: float = field(default=1.5, metadata={"help": "logit bonus of each pixel's current class when predicting "
+                                                             "(the playfield; see hud_keep_bonus)"})
+    hud_keep_bonus: float = field(default=2.5, metadata={"help": "the keep bonus on the rows above the playfield, the "
+                                                                 "score and lives digits, so that a chance event "
+                                                                 "does not draw half a new digit over the old one "
+                                                                 "(benchmarks/hud_keep_bonus.py)"})
 
     @property
     def classes(self) -> int:
@@ -96,9 +103,10 @@ class Decoder(nn.Module):
         self.head = nn.Conv2d(w0 + block, block, 1)
         self.copy_bias = nn.Parameter(torch.tensor(4.0))  # starts as copy-last-frame
 
-    def forward(self, context: torch.Tensor, latent: torch.Tensor, keep_bonus: float = 0.0) -> torch.Tensor:
-        """`keep_bonus` is added to the logit of each pixel's class in the newest frame (see
-        `WorldModel.keep_bonus`)."""
+    def forward(self, context: torch.Tensor, latent: torch.Tensor, keep_bonus: float | torch.Tensor = 0.0
+                ) -> torch.Tensor:
+        """`keep_bonus` (a number, or one per 4x4 block row (53, 1)) is added to the logit of each pixel's
+        class in the newest frame (see `WorldModel.keep_bonus`)."""
         b, k, h, w = context.shape
         assert k == self.config.context and (h, w) == (H, W), f"expected (B, {self.config.context}, 210, 160), got {context.shape}"
         x = one_hot_blocks(context, self.config.classes)  # (B, k*K*16, 53, 40)
@@ -139,11 +147,19 @@ class WorldModel(nn.Module):
         """Added to the logit of each pixel's current class before the argmax (`config.keep_bonus`)."""
         return self.config.keep_bonus
 
+    def keep_bonus_rows(self) -> torch.Tensor:
+        """The keep bonus of each 4x4 block row (53, 1): `config.hud_keep_bonus` on the rows above the
+        playfield (score and lives digits), `config.keep_bonus` below."""
+        rows = torch.full((-(-H // PATCH), 1), float(self.config.keep_bonus))
+        rows[:PLAYFIELD_TOP // PATCH] = self.config.hud_keep_bonus
+        return rows
+
     def _decide(self, logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """Training logits (B, K, 210, 160) -> class ids as `predict` picks them: with the keep bonus
         on each pixel's class in `last` (B, 210, 160)."""
         keep = F.one_hot(last.long(), self.config.classes).permute(0, 3, 1, 2)
-        return (logits + self.keep_bonus * keep).argmax(dim=1)
+        bonus = self.keep_bonus_rows().repeat_interleave(PATCH, dim=0)[:H]  # (210, 1)
+        return (logits + bonus * keep).argmax(dim=1)
 
     def loss(self, context: torch.Tensor, target: torch.Tensor, false_changes: torch.Tensor | None = None,
              serve_probe: tuple[nn.Module, torch.Tensor, float] | None = None,
@@ -209,7 +225,7 @@ class WorldModel(nn.Module):
     def predict_ids(self, context: torch.Tensor, latent_index: torch.Tensor) -> torch.Tensor:
         """(B, k, 210, 160) class ids, (B,) latent indices -> next frame class ids (B, 210, 160) uint8."""
         latent = self.encoder.vq.lookup(latent_index)
-        return self.decoder(context, latent, self.keep_bonus).argmax(dim=1).to(torch.uint8)
+        return self.decoder(context, latent, self.keep_bonus_rows()).argmax(dim=1).to(torch.uint8)
 
     # ---- inference on RGB frames (the public API) --------------------------------------------
     def _context_ids(self, context: np.ndarray) -> tuple[torch.Tensor, bool]:
