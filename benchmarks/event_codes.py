@@ -5,6 +5,10 @@ every code. The benchmark prints, per code, how often a whole ball appears (`eva
 every code. With event codes (`train world-model --event-codes`), only the serve code should paint a
 ball, and only the life-lost code should change the digit.
 
+It first prints when a life is lost in the held-out episodes: how many frames before the lost life
+(the emulator's count drops) the ball was last seen by the parser. Two context frames time it only
+when that is 1.
+
     python benchmarks/event_codes.py --data data/breakout --checkpoints checkpoints/world_model.pt,runs/world-model-events/world_model.pt
 """
 
@@ -23,6 +27,19 @@ from worldmodel.lam import EVENTS
 from worldmodel.world_model import load_world_model
 
 
+def lost_life_gaps(store) -> dict[int, int]:
+    """For each held-out lost life, the number of frames up to the one it leaves that show no ball."""
+    lives = store.lives.astype(np.int64)
+    gaps: dict[int, int] = {}
+    for t in np.flatnonzero(lives[store.starts + 1] < lives[store.starts]):
+        frame, first = store.starts[t], store.offsets[store.episode_of_frame[store.starts[t]]]
+        gap = 0
+        while frame - gap >= first and parse_frame(store.table.to_rgb(store.frames[frame - gap])).ball is None:
+            gap += 1
+        gaps[gap] = gaps.get(gap, 0) + 1
+    return dict(sorted(gaps.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="the models' training data folder (held-out episodes are used)")
@@ -31,9 +48,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    for path in args.checkpoints.split(","):
+    for i, path in enumerate(args.checkpoints.split(",")):
         model = load_world_model(path)
         store = held_out_store(model, args.data)
+        if i == 0:
+            gaps = lost_life_gaps(store)
+            print(f"held-out lost lives by frames without a ball before them: {gaps} "
+                  f"({sum(gaps.values())} lost lives)")
         waiting, served = ram_serves(store, args.data)
         index = np.flatnonzero(waiting)[:args.contexts]
         context, target = store.batch(index, model.context_length)

@@ -13,9 +13,9 @@ reported on its own. It helps only a world model whose latent carries the serve
 their own codes, all of them in the training set, the rest by the nearest free code. These rare
 transitions (events, and no-ball frames with `--serves`) fill `--rare-share` of every batch.
 
-`--context N` lets the map read more frames than the world model: a life is lost 1 to 6 steps after
-the ball leaves the screen (2 or 3 in most games), so from the last 4 frames the map can tell when
-to pick the lost-life code, which two frames cannot. The env keeps as many frames as the longer of
+`--context N` lets the map read more frames than the world model: a life is lost 1 to 6 frames after
+the ball was last seen (2 or 3 for two lost lives in three, `benchmarks/event_codes.py`), so from the
+last 4 frames the map can tell when to pick the lost-life code, which two frames cannot. The env keeps as many frames as the longer of
 the two needs, and the start bank holds that many.
 Writes OUT/action_map.pt and OUT/start_states.npz.
 """
