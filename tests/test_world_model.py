@@ -111,6 +111,9 @@ def test_hud_keep_bonus_applies_to_the_digit_rows_only():
     """`hud_keep_bonus` is the keep bonus above the playfield (score and lives digits): equal to the
     keep bonus it changes nothing; large, it keeps those rows as they were and nothing else."""
     assert WorldModelConfig().hud_keep_bonus == 2.5 and WorldModelConfig().keep_bonus == 1.5
+    # a model with a lost-life code gets no stronger hold on the digits: the code must change them
+    assert WorldModelTrainConfig(data="x").model_config(COLORS).hud_keep_bonus == 2.5
+    assert WorldModelTrainConfig(data="x", event_codes=2).model_config(COLORS).hud_keep_bonus == 1.5
     import dataclasses
 
     model = tiny_model().eval()

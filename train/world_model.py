@@ -115,9 +115,12 @@ class WorldModelTrainConfig:
 
     def model_config(self, colors: tuple) -> WorldModelConfig:
         w = self.width
-        return WorldModelConfig(colors=colors, context=self.context, codes=self.codes + self.event_codes,
-                                event_codes=self.event_codes, latent_dim=self.latent_dim, widths=(w, 2 * w, 4 * w),
-                                encoder_width=w, fine_dilations=self.dilations())
+        config = WorldModelConfig(colors=colors, context=self.context, codes=self.codes + self.event_codes,
+                                  event_codes=self.event_codes, latent_dim=self.latent_dim, widths=(w, 2 * w, 4 * w),
+                                  encoder_width=w, fine_dilations=self.dilations())
+        if self.event_codes:  # the lost-life code changes the lives digit: no stronger hold on the digits
+            config = dataclasses.replace(config, hud_keep_bonus=config.keep_bonus)
+        return config
 
     @classmethod
     def tiny(cls, data: str, out: str, **overrides) -> "WorldModelTrainConfig":
