@@ -415,6 +415,14 @@ def test_training_command_parses_back_to_its_config():
     assert "--freeze-encoder" in words and "--no-wandb" in words and "True" not in words
     args = build_parser().parse_args(words[1:])
     assert config_from_args(WorldModelTrainConfig, args) == config
+    # the action map's record goes through the same helper
+    from train.action_map import ActionMapTrainConfig
+    from train.logger import command_line
+
+    config = ActionMapTrainConfig(data="data/x", world_model="w.pt", out="o", context=4, presence=True, serves=True,
+                                  rare_share=0.5)
+    words = shlex.split(command_line("neural-breakout train action-map", config, first=("data", "world_model", "out")))
+    assert config_from_args(ActionMapTrainConfig, build_parser().parse_args(words[1:])) == config
 
 
 def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from train.logger import command_line
 from train.world_model import WorldModelTrainConfig, load_split, ram_events, serve_transitions
 from worldmodel.action_map import ACTION_MAP_KIND, ActionMap, ActionMapConfig
 from worldmodel.breakout import ACTION_MEANINGS, parse_frame
@@ -240,13 +241,8 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
                    train_transitions=int(len(train_index)), steps=config.steps,
                    wall_hours=(time.time() - start_wall) / 3600, cpu_hours=(time.process_time() - start_cpu) / 3600,
                    training_config=dataclasses.asdict(config),
-                   training_command=f"neural-breakout train action-map --data {config.data} "
-                                    f"--world-model {config.world_model} --out {config.out}"
-                                    + (f" --context {config.context}" if config.context else "")
-                                    + (" --presence" if config.presence else "")
-                                    + (f" --rare-share {config.rare_share}" if config.rare_share != 0.25 else "")
-                                    + (f" --steps {config.steps}" if config.steps != 2_000 else "")
-                                    + (" --serves" if config.serves else ""))
+                   training_command=command_line("neural-breakout train action-map", config,
+                                                 first=("data", "world_model", "out")))
     save_checkpoint(out / "action_map.pt", ACTION_MAP_KIND, model_config, dict(weights=model.state_dict()), summary)
     bank = build_start_bank(train, max(k, k_map), config.bank_starts, config.bank_states, rng)
     save_start_bank(bank, out / "start_states.npz")

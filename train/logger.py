@@ -8,6 +8,18 @@ import os
 from pathlib import Path
 
 
+def command_line(command: str, config, first: tuple[str, ...] = ("data", "out")) -> str:
+    """The command line that reproduces a run: the `first` settings always, then every setting off
+    its default, booleans as flags (`--freeze-encoder`, `--no-wandb`)."""
+    words = [command] + [f"--{name.replace('_', '-')} {getattr(config, name)}" for name in first]
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name not in first and f.default is not dataclasses.MISSING and value != f.default:
+            flag = f.name.replace("_", "-")
+            words.append(f"--{flag}" if value is True else f"--no-{flag}" if value is False else f"--{flag} {value}")
+    return " ".join(words)
+
+
 class RunLogger:
     """`log(metrics, step, media)` appends to OUT/log.jsonl and, with wandb on, logs the metrics and
     media files already written to disk (.png as images, .gif as videos: wandb needs moviepy for raw

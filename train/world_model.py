@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from train.logger import RunLogger
+from train.logger import RunLogger, command_line
 from worldmodel.breakout import ram_ball_in_play
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.colors import ColorTable
@@ -311,13 +311,7 @@ def export_world_model(model: WorldModel, summary: dict, path: str | Path) -> Pa
 
 def training_command(config: WorldModelTrainConfig) -> str:
     """The command line that reproduces a run: its data, out and every setting off its default."""
-    words = ["neural-breakout train world-model", f"--data {config.data}", f"--out {config.out}"]
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if f.name not in ("data", "out") and f.default is not dataclasses.MISSING and value != f.default:
-            flag = f.name.replace("_", "-")
-            words.append(f"--{flag}" if value is True else f"--no-{flag}" if value is False else f"--{flag} {value}")
-    return " ".join(words)
+    return command_line("neural-breakout train world-model", config)
 
 
 def check_init(config: WorldModelTrainConfig, init: WorldModel, model: WorldModel, held: FrameStore) -> None:
