@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from collect.policies import make_policy
+from keep_bonus import infer_latents, parse_bonuses, predict_all  # benchmarks/ is the script's folder
 from train.world_model import WorldModelTrainConfig, load_split
 from worldmodel.breakout import parse_frame
 from worldmodel.env import NeuralBreakoutEnv
@@ -62,10 +63,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    try:
-        bonuses = [float(b) for b in args.bonuses.split(",")]
-    except ValueError:
-        parser.error(f"--bonuses: expected comma-separated numbers, got {args.bonuses!r}")
+    bonuses = parse_bonuses(parser, args.bonuses)
     torch.set_num_threads(args.threads)
     env = NeuralBreakoutEnv(checkpoint=args.checkpoint, action_map=args.action_map, start_states=args.start_states)
     model = env.world_model
@@ -86,8 +84,7 @@ def main() -> None:
     for name, index in sets.items():
         context, target = train.batch(index, k)
         context, target = torch.from_numpy(context), torch.from_numpy(target)
-        latent = torch.cat([model.infer_latent_ids(context[i:i + 50], target[i:i + 50])
-                            for i in range(0, len(target), 50)])
+        latent = infer_latents(model, context, target)
         batches[name] = (context, latent, [parse_frame(rgb(t)) for t in target.numpy()])
     print(f"{len(train.names)} training episodes; transitions: {len(sets['random'])} random, "
           f"{len(sets['scored'])} where the score changes, {len(sets['lost'])} where a life is lost; "
@@ -99,8 +96,7 @@ def main() -> None:
         model.config = dataclasses.replace(model.config, hud_keep_bonus=bonus)
         exact = {}
         for name, (context, latent, real) in batches.items():
-            predicted = torch.cat([model.predict_ids(context[i:i + 50], latent[i:i + 50])
-                                   for i in range(0, len(latent), 50)]).numpy()
+            predicted = predict_all(model, context, latent)
             generated = [parse_frame(rgb(p)) for p in predicted]
             exact[name] = (np.mean([g.score == r.score for g, r in zip(generated, real)]),
                            np.mean([g.lives == r.lives for g, r in zip(generated, real)]))

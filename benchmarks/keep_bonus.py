@@ -40,6 +40,25 @@ def launch_rate(env, contexts: list[np.ndarray], first: int, window: int = 4) ->
     return float(np.mean([ball_appears(env, context, first, window) for context in contexts]))
 
 
+def parse_bonuses(parser: argparse.ArgumentParser, text: str) -> list[float]:
+    try:
+        return [float(b) for b in text.split(",")]
+    except ValueError:
+        parser.error(f"--bonuses: expected comma-separated numbers, got {text!r}")
+
+
+def infer_latents(model, context: torch.Tensor, target: torch.Tensor, chunk: int = 50) -> torch.Tensor:
+    """The latent actions the encoder infers for a batch of transitions, `chunk` at a time."""
+    return torch.cat([model.infer_latent_ids(context[i:i + chunk], target[i:i + chunk])
+                      for i in range(0, len(target), chunk)])
+
+
+def predict_all(model, context: torch.Tensor, latent: torch.Tensor, chunk: int = 50) -> np.ndarray:
+    """The world model's next frames (class ids) for a batch, `chunk` at a time."""
+    return torch.cat([model.predict_ids(context[i:i + chunk], latent[i:i + chunk])
+                      for i in range(0, len(latent), chunk)]).numpy()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="the world model's training data folder")
@@ -51,10 +70,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    try:
-        bonuses = [float(b) for b in args.bonuses.split(",")]
-    except ValueError:
-        parser.error(f"--bonuses: expected comma-separated numbers, got {args.bonuses!r}")
+    bonuses = parse_bonuses(parser, args.bonuses)
     torch.set_num_threads(args.threads)
     env = NeuralBreakoutEnv(checkpoint=args.checkpoint)
     model = env.world_model
@@ -64,15 +80,13 @@ def main() -> None:
     contexts = no_ball_contexts(train, k, args.contexts, rng)
     context, target = train.batch(rng.choice(len(train), args.transitions, replace=False), k)
     context, target = torch.from_numpy(context), torch.from_numpy(target)
-    latent = torch.cat([model.infer_latent_ids(context[i:i + 50], target[i:i + 50])
-                        for i in range(0, len(target), 50)])
+    latent = infer_latents(model, context, target)
     real = [parse_frame(model.table.to_rgb(t)) for t in target.numpy()]
     print(f"{len(train.names)} training episodes; {args.transitions} transitions, {len(contexts)} no-ball contexts")
     print("bonus | ball <=1px | bricks exact | FIRE launches | NOOP launches")
     for bonus in bonuses:
         model.config = dataclasses.replace(model.config, keep_bonus=bonus)
-        predicted = torch.cat([model.predict_ids(context[i:i + 50], latent[i:i + 50])
-                               for i in range(0, len(target), 50)]).numpy()
+        predicted = predict_all(model, context, latent)
         generated = [parse_frame(model.table.to_rgb(p)) for p in predicted]
         with_ball = [(r, g) for r, g in zip(real, generated) if r.ball is not None]
         ball = np.mean([g.ball is not None and max(abs(g.ball[0] - r.ball[0]), abs(g.ball[1] - r.ball[1])) <= 1
