@@ -117,10 +117,13 @@ def test_hud_keep_bonus_applies_to_the_digit_rows_only():
     import dataclasses
 
     model = tiny_model().eval()
+    model.config = dataclasses.replace(model.config, one_ball=False)  # random frames have no one ball
     torch.nn.init.normal_(model.decoder.head.weight, std=3.0)  # confident, arbitrary changes everywhere
     context = torch.randint(0, 4, (3, 2, 210, 160), dtype=torch.uint8)
     latent = torch.tensor([0, 1, 2])
-    scalar = model.decoder(context, model.encoder.vq.lookup(latent), model.keep_bonus).argmax(dim=1)
+    raw = model.decoder(context, model.encoder.vq.lookup(latent))
+    keep = torch.nn.functional.one_hot(context[:, -1].long(), len(COLORS)).permute(0, 3, 1, 2)
+    scalar = (raw + model.keep_bonus * keep).argmax(dim=1)
     model.config = dataclasses.replace(model.config, hud_keep_bonus=model.keep_bonus)
     assert torch.equal(model.predict_ids(context, latent), scalar.to(torch.uint8))
     model.config = dataclasses.replace(model.config, hud_keep_bonus=1e4)
@@ -152,7 +155,10 @@ def test_false_changes_weigh_like_changes_in_marked_samples():
 
 
 def test_untrained_model_starts_as_copy_last_frame():
+    import dataclasses
+
     model = tiny_model().eval()
+    model.config = dataclasses.replace(model.config, one_ball=False)  # random frames have no one ball
     ids = torch.randint(0, len(COLORS), (2, 2, 210, 160), dtype=torch.uint8)
     predicted = model.predict_ids(ids, torch.tensor([0, 1]))
     assert (predicted == ids[:, -1]).float().mean() > 0.99
@@ -506,3 +512,40 @@ def test_ablation_cli(episodes_dir, tmp_path):
     assert [r["variant"] for r in rows] == ["context1-codes8"]  # other settings: a new table
     result = run("evaluate", "ablation", "--data", str(episodes_dir), "--variants", "context3-codes8")
     assert result.returncode == 2 and "unknown context3-codes8" in result.stderr
+
+
+def _ball_logits(ids: torch.Tensor, hot: dict) -> torch.Tensor:
+    """Logits (1, K, 210, 160) that say each pixel of `ids` (210, 160) surely stays, except the pixels
+    in `hot` ((row, col) -> probability of red, the ball's colour below the bricks)."""
+    logits = F.one_hot(ids.long(), len(COLORS)).permute(2, 0, 1)[None].float() * 10.0
+    for (y, x), p in hot.items():
+        logits[0, :, y, x] = -10.0
+        logits[0, 0, y, x], logits[0, 2, y, x] = np.log(1 - p), np.log(p)
+    return logits
+
+
+def test_one_ball_draws_one_whole_ball_where_it_is_most_likely():
+    """A smear and a stray dot (what each pixel's own argmax draws) become one 2x4 ball in the window
+    with the most probability; the paddle and the rest of the frame stay as decided."""
+    model = tiny_model().eval()
+    ids = torch.zeros(210, 160, dtype=torch.uint8)
+    ids[189:193, 60:76] = 2  # the paddle
+    decided = ids.clone()
+    decided[100:110, 50] = 2  # a smear, one pixel wide, 10 tall
+    decided[150, 120] = 2  # a stray dot
+    hot = {(y, x): 0.6 for y in range(100, 110) for x in (50, 51)}
+    hot.update({(y, x): 0.9 for y in range(104, 108) for x in (50, 51)})
+    placed = model.place_ball(_ball_logits(ids, hot), decided[None])[0]
+    expected = ids.clone()
+    expected[104:108, 50:52] = 2
+    assert torch.equal(placed, expected)
+    assert parse_frame(model.table.to_rgb(placed.numpy())).ball == (50, 104)
+
+
+def test_one_ball_leaves_a_frame_without_ball_pixels_alone():
+    """Whether there is a ball stays the per-pixel decision's: no ball pixel decided, none drawn."""
+    model = tiny_model().eval()
+    ids = torch.zeros(210, 160, dtype=torch.uint8)
+    ids[189:193, 60:76] = 2
+    hot = {(y, x): 0.4 for y in range(100, 104) for x in (50, 51)}
+    assert torch.equal(model.place_ball(_ball_logits(ids, hot), ids[None].clone())[0], ids)

@@ -299,8 +299,9 @@ def plot(report: dict, path: Path) -> Path:
 
 # Bumped when the same checkpoint would score differently: 2 = predictions undo the changed-pixel
 # weighting (`WorldModel.keep_bonus`); 3 = a stronger keep bonus on the digits' rows
-# (`hud_keep_bonus`). The ablation reuses only reports of the current version.
-PREDICTION_VERSION = 3
+# (`hud_keep_bonus`); 4 = the ball is drawn as one whole ball (`one_ball`). The ablation reuses only
+# reports of the current version.
+PREDICTION_VERSION = 4
 
 
 def evaluate_world_model(config: EvaluateConfig) -> dict:
@@ -318,7 +319,7 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
                   prediction_version=PREDICTION_VERSION,
                   model=dict(context=model.config.context, codes=model.config.codes,
                              fine_dilations=list(model.config.fine_dilations), keep_bonus=model.keep_bonus,
-                             hud_keep_bonus=model.config.hud_keep_bonus,
+                             hud_keep_bonus=model.config.hud_keep_bonus, one_ball=model.config.one_ball,
                              parameters=sum(p.numel() for p in model.parameters()),
                              training=dict((k, model.summary.get(k)) for k in ("steps", "wall_hours", "cpu_hours",
                                                                                 "total_wall_hours", "total_cpu_hours",

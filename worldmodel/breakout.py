@@ -101,33 +101,59 @@ def parse_bricks(frame: np.ndarray) -> np.ndarray:
     return lit > (BRICK_H * BRICK_W) // 2
 
 
-def parse_frame(frame: np.ndarray) -> FrameInfo:
-    """Read ball, paddle, bricks, score and lives from an RGB frame (210, 160, 3) uint8."""
+@dataclass(frozen=True)
+class Playfield:
+    """What the playfield (rows PLAYFIELD_TOP..PLAYFIELD_BOTTOM, columns PLAYFIELD_LEFT..PLAYFIELD_RIGHT)
+    shows, pixel by pixel: the parser's first pass, before it reads the ball's position."""
+
+    lit: np.ndarray
+    """(163, 144) bool: the pixel is not black."""
+    free: np.ndarray
+    """(163, 144) bool: the pixel is neither a present brick nor the paddle, so a ball may be drawn there."""
+    bricks: np.ndarray
+    """(6, 18) bool brick map."""
+    paddle_x: int | None
+
+    @property
+    def ball_pixels(self) -> np.ndarray:
+        """(163, 144) bool: lit pixels that are neither a brick nor the paddle."""
+        return self.lit & self.free
+
+
+def read_playfield(frame: np.ndarray) -> Playfield:
+    """The playfield's lit pixels, bricks and paddle, and where a ball may be (RGB (210, 160, 3) uint8)."""
     _check_frame(frame)
     bricks = parse_bricks(frame)
     field = frame[PLAYFIELD_TOP:PLAYFIELD_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT]  # (163, 144, 3)
     red = (field[..., 0] == RED[0]) & (field[..., 1] == RED[1]) & (field[..., 2] == RED[2])
-
     lit = _lit(field)  # (163, 144)
+    free = np.ones_like(lit)
 
     # Paddle: the widest run of columns that are red on all four paddle rows.
     paddle_rows = slice(PADDLE_TOP - PLAYFIELD_TOP, PADDLE_BOTTOM - PLAYFIELD_TOP)
     full = red[paddle_rows].all(axis=0)
     paddle_x = None
-    ball_pixels = lit.copy()
     if full.any():
         edges = np.diff(np.concatenate(([0], full.astype(np.int8), [0])))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         widest = int(np.argmax(ends - starts))
         if ends[widest] - starts[widest] > BALL_W:
             paddle_x = int(starts[widest]) + PLAYFIELD_LEFT
-            ball_pixels[paddle_rows, starts[widest] : ends[widest]] = False
+            free[paddle_rows, starts[widest] : ends[widest]] = False
 
-    # Ball: the ball takes the playfield colour of its scanline (grey above the bricks, the row's
-    # colour among them, red below), so it is any lit pixel that is neither paddle nor present brick.
-    band = slice(BRICK_TOP - PLAYFIELD_TOP, BRICK_BOTTOM - PLAYFIELD_TOP)
+    # The ball takes the playfield colour of its scanline (grey above the bricks, the row's colour
+    # among them, red below), so it is any lit pixel that is neither paddle nor present brick.
     present = np.repeat(np.repeat(bricks, BRICK_H, axis=0), BRICK_W, axis=1)  # (36, 144)
-    ball_pixels[band] &= ~present
+    free[BRICK_TOP - PLAYFIELD_TOP : BRICK_BOTTOM - PLAYFIELD_TOP] &= ~present
+    return Playfield(lit=lit, free=free, bricks=bricks, paddle_x=paddle_x)
+
+
+def parse_frame(frame: np.ndarray) -> FrameInfo:
+    """Read ball, paddle, bricks, score and lives from an RGB frame (210, 160, 3) uint8."""
+    playfield = read_playfield(frame)
+    lit, bricks, paddle_x = playfield.lit, playfield.bricks, playfield.paddle_x
+    ball_pixels = playfield.ball_pixels
+    band = slice(BRICK_TOP - PLAYFIELD_TOP, BRICK_BOTTOM - PLAYFIELD_TOP)
     ball = None
     ys, xs = np.nonzero(ball_pixels)
     if len(ys):

@@ -27,6 +27,12 @@ class ColorTable:
     def colors(self) -> tuple[tuple[int, int, int], ...]:
         return tuple(tuple(int(v) for v in c) for c in self.rgb)
 
+    @property
+    def black(self) -> int | None:
+        """The class id of black (the background), or None if the table has no black."""
+        match = np.flatnonzero((self.rgb == 0).all(axis=1))
+        return int(match[0]) if len(match) else None
+
     @staticmethod
     def _pack(rgb: np.ndarray) -> np.ndarray:
         rgb = rgb.astype(np.int32)

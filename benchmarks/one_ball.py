@@ -1,0 +1,78 @@
+"""The world model's ball decoding (`WorldModelConfig.one_ball`): each pixel's own argmax against one
+whole ball drawn where the model gives a ball the most probability. Training episodes only, so
+choosing the shipped setting never looks at held-out data.
+
+    python benchmarks/one_ball.py --data data/breakout [--checkpoint PATH]
+
+For each setting it prints, from the same sampled training transitions, segments and tracker games:
+- 1-step ball within 1 px, paddle within 1 px and brick map exact (latents inferred from the video);
+- open-loop rollouts of up to 32 steps (latents inferred from the video, frames from the model's own):
+  median ball-tracking horizon (4 px) and brick map exact over 16 steps;
+- tracker play through the env from the start bank (`evaluate_play.game_logic`): steps with a whole
+  ball, steps whose frame is unchanged, points, lives lost and violations of the game's rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+import torch
+
+from keep_bonus import infer_latents, predict_all  # benchmarks/ is the script's folder
+from train.evaluate import EvaluateConfig, rollouts
+from train.evaluate_play import EvaluatePlayConfig, game_logic
+from train.world_model import WorldModelTrainConfig, load_split
+from worldmodel.breakout import parse_frame
+from worldmodel.env import NeuralBreakoutEnv
+
+
+def within(a, b, tolerance: int = 1) -> bool:
+    return a is not None and b is not None and max(abs(a[0] - b[0]), abs(a[1] - b[1])) <= tolerance
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="the world model's training data folder")
+    parser.add_argument("--checkpoint", default=None, help="world model (default: the shipped one)")
+    parser.add_argument("--episodes", type=int, default=30, help="first N episodes to read (default 30)")
+    parser.add_argument("--transitions", type=int, default=600, help="1-step transitions (default 600)")
+    parser.add_argument("--segments", type=int, default=60, help="rollout segments of 32 steps (default 60)")
+    parser.add_argument("--tracker-steps", type=int, default=1500, help="steps of tracker play (default 1500)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    env = NeuralBreakoutEnv(checkpoint=args.checkpoint, threads=args.threads)
+    model = env.world_model
+    train, _ = load_split(WorldModelTrainConfig(data=args.data, max_episodes=args.episodes), model.table, False)
+    rng = np.random.default_rng(args.seed)
+    context, target = train.batch(rng.choice(len(train), args.transitions, replace=False), model.context_length)
+    context, target = torch.from_numpy(context), torch.from_numpy(target)
+    latent = infer_latents(model, context, target)
+    real = [parse_frame(model.table.to_rgb(t)) for t in target.numpy()]
+    print(f"{len(train.names)} training episodes; {args.transitions} transitions, {args.segments} segments, "
+          f"{args.tracker_steps} tracker steps")
+    print("| ball decoding | ball <=1px | paddle <=1px | bricks exact | ball horizon (median) | bricks exact 16 steps "
+          "| whole-ball steps | unchanged steps | points | lives lost | violations |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for one_ball in (False, True):
+        model.config = dataclasses.replace(model.config, one_ball=one_ball)
+        generated = [parse_frame(model.table.to_rgb(p)) for p in predict_all(model, context, latent)]
+        ball = np.mean([within(r.ball, g.ball) for r, g in zip(real, generated) if r.ball is not None])
+        paddle = np.mean([g.paddle_x is not None and abs(g.paddle_x - r.paddle_x) <= 1
+                          for r, g in zip(real, generated) if r.paddle_x is not None])
+        bricks = np.mean([np.array_equal(r.bricks, g.bricks) for r, g in zip(real, generated)])
+        rollout, _ = rollouts(model, train, EvaluateConfig(data=args.data, segments=args.segments, horizon=32, gifs=0),
+                              np.random.default_rng(args.seed))
+        play, _ = game_logic(env, EvaluatePlayConfig(data=args.data, seed=args.seed), args.tracker_steps)
+        print(f"| {'one whole ball' if one_ball else 'per pixel'} | {100 * ball:.1f}% | {100 * paddle:.1f}% "
+              f"| {100 * bricks:.1f}% | {rollout['median_ball_tracking_horizon']:.0f} "
+              f"(mean {rollout['mean_ball_tracking_horizon']:.1f}) | {100 * rollout['bricks_exact_16_steps']:.1f}% "
+              f"| {play['whole_ball_steps']} | {play['frozen_steps']} | {play['points']} | {play['lives_lost']} "
+              f"| {play['violations']} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
