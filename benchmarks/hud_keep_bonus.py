@@ -2,9 +2,10 @@
 hold on those rows trades the digits' chance flicker against missed score and lives changes, on
 training episodes only (so choosing the shipped value never looks at held-out data).
 
-    python benchmarks/hud_keep_bonus.py --data data/breakout [--bonuses 1.5,3,5,8]
+    python benchmarks/hud_keep_bonus.py --data data/breakout [--bonuses 1.5,3,5,8] [--digits pixels,whole]
 
-For each bonus it prints, with the same sampled training transitions:
+For each bonus and digit decoding (`WorldModelConfig.whole_digits`: each pixel's own argmax, or the
+most likely whole glyph) it prints, with the same sampled training transitions:
 - 1-step, latents inferred from the video: the score read exactly where the real score changes,
   the lives read exactly where a life is lost, and both on random transitions;
 - tracker games through NeuralBreakoutEnv from the start bank: how often the lives read rose, fell,
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--action-map", default=None, help="action map (default: the shipped one)")
     parser.add_argument("--start-states", default=None, help="start bank (default: the shipped one)")
     parser.add_argument("--bonuses", default="1.5,3,5,8", help="comma-separated bonuses to try")
+    parser.add_argument("--digits", default="pixels,whole", help="digit decodings to try: pixels, whole or both")
     parser.add_argument("--episodes", type=int, default=40, help="first N episodes to read (default 40)")
     parser.add_argument("--transitions", type=int, default=400, help="1-step transitions of each kind (default 400)")
     parser.add_argument("--games", type=int, default=8, help="tracker games per bonus (default 8)")
@@ -64,6 +66,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     bonuses = parse_bonuses(parser, args.bonuses)
+    digits = args.digits.split(",")
+    if not set(digits) <= {"pixels", "whole"}:
+        parser.error(f"--digits: expected pixels, whole or pixels,whole, got {args.digits!r}")
     torch.set_num_threads(args.threads)
     env = NeuralBreakoutEnv(checkpoint=args.checkpoint, action_map=args.action_map, start_states=args.start_states)
     model = env.world_model
@@ -89,11 +94,11 @@ def main() -> None:
     print(f"{len(train.names)} training episodes; transitions: {len(sets['random'])} random, "
           f"{len(sets['scored'])} where the score changes, {len(sets['lost'])} where a life is lost; "
           f"{args.games} tracker games of {args.steps} steps")
-    print("| hud bonus | score exact (scored) | lives exact (life lost) | score / lives exact (random) "
+    print("| digits | hud bonus | score exact (scored) | lives exact (life lost) | score / lives exact (random) "
           "| lives rose | lives fell | score fell | points |")
-    print("|---|---|---|---|---|---|---|---|")
-    for bonus in bonuses:
-        model.config = dataclasses.replace(model.config, hud_keep_bonus=bonus)
+    print("|---|---|---|---|---|---|---|---|---|")
+    for whole, bonus in [(d == "whole", b) for d in digits for b in bonuses]:
+        model.config = dataclasses.replace(model.config, hud_keep_bonus=bonus, whole_digits=whole)
         exact = {}
         for name, (context, latent, real) in batches.items():
             predicted = predict_all(model, context, latent)
@@ -101,7 +106,7 @@ def main() -> None:
             exact[name] = (np.mean([g.score == r.score for g, r in zip(generated, real)]),
                            np.mean([g.lives == r.lives for g, r in zip(generated, real)]))
         play = tracker_games(env, args.games, args.steps, args.seed)
-        print(f"| {bonus:g} | {100 * exact['scored'][0]:.1f}% | {100 * exact['lost'][1]:.1f}% | "
+        print(f"| {'whole' if whole else 'pixels'} | {bonus:g} | {100 * exact['scored'][0]:.1f}% | {100 * exact['lost'][1]:.1f}% | "
               f"{100 * exact['random'][0]:.1f}% / {100 * exact['random'][1]:.1f}% | {play['lives_rose']} | "
               f"{play['lives_fell']} | {play['score_fell']} | {play['points']} |", flush=True)
 

@@ -549,3 +549,28 @@ def test_one_ball_leaves_a_frame_without_ball_pixels_alone():
     ids[189:193, 60:76] = 2
     hot = {(y, x): 0.4 for y in range(100, 104) for x in (50, 51)}
     assert torch.equal(model.place_ball(_ball_logits(ids, hot), ids[None].clone())[0], ids)
+
+
+def test_whole_digits_draw_the_most_likely_glyph():
+    """Each pixel's own argmax draws a 4 with a stray block (no digit); the whole-glyph decoding draws
+    the 4 the pixels make most likely, in the cell's lit colour, and leaves the rest of the frame."""
+    from worldmodel.breakout import DIGIT_GLYPHS, DIGIT_TOP, LIVES_DIGIT_X, SCORE_DIGIT_X
+
+    model = tiny_model().eval()
+    lit = np.zeros((210, 160))  # probability of grey (class 1) per pixel; black otherwise
+    for x0, glyph in [(x, DIGIT_GLYPHS[0]) for x in SCORE_DIGIT_X] + [(LIVES_DIGIT_X, DIGIT_GLYPHS[4])]:
+        cell = np.kron(glyph, np.ones((2, 4)))  # (10, 12) pixels
+        lit[DIGIT_TOP:DIGIT_TOP + 10, x0:x0 + 12] = np.where(cell > 0, 0.95, 0.05)
+    lit[DIGIT_TOP + 8:DIGIT_TOP + 10, LIVES_DIGIT_X:LIVES_DIGIT_X + 4] = 0.6  # bottom-left block: not in a 4
+    lit[150:154, 50:52] = 0.95  # a ball, left alone
+    logits = torch.full((1, len(COLORS), 210, 160), -20.0)
+    logits[0, 1] = torch.from_numpy(np.log(lit + 1e-9)).float()
+    logits[0, 0] = torch.from_numpy(np.log(1 - lit + 1e-9)).float()
+    decided = logits.argmax(dim=1).to(torch.uint8)
+    assert decided[0, DIGIT_TOP + 8, LIVES_DIGIT_X] == 1  # the pixels alone draw the stray block
+    placed = model.place_digits(logits, decided)[0]
+    expected = decided[0].clone()
+    expected[DIGIT_TOP + 8:DIGIT_TOP + 10, LIVES_DIGIT_X:LIVES_DIGIT_X + 4] = 0
+    assert torch.equal(placed, expected)
+    info = parse_frame(model.table.to_rgb(placed.numpy()))
+    assert (info.score, info.lives) == (0, 4)

@@ -51,6 +51,8 @@ _DIGIT_CODES = {  # 15-bit block pattern, row-major, most significant bit = top-
     0b111101111001001: 9,
 }
 _DIGIT_CODE_ARRAY = np.array(list(_DIGIT_CODES), dtype=np.int64)
+DIGIT_GLYPHS = np.array([[(code >> (14 - i)) & 1 for i in range(15)] for code in sorted(_DIGIT_CODES, key=_DIGIT_CODES.get)],
+                        dtype=bool).reshape(10, 5, 3)  # (digit, block row, block column): True = lit
 _DIGIT_VALUE_ARRAY = np.array(list(_DIGIT_CODES.values()), dtype=np.int64)
 
 

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import (BALL_H, BALL_W, FRAME_SHAPE, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT,
-                                  PLAYFIELD_TOP, read_playfield)
+from worldmodel.breakout import (BALL_H, BALL_W, DIGIT_GLYPHS, DIGIT_TOP, FRAME_SHAPE, LIVES_DIGIT_X, PLAYFIELD_BOTTOM,
+                                  PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, SCORE_DIGIT_X, read_playfield)
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
@@ -59,7 +59,12 @@ class WorldModelConfig:
     one_ball: bool = field(default=True, metadata={"help": "draw the ball as one whole 2x4 ball where the model "
                                                            "gives a ball the most probability, instead of the "
                                                            "pixels that win their own argmax "
-                                                           "(benchmarks/one_ball.py)"})
+                                                           "(benchmarks/decoding.py)"})
+    whole_digits: bool = field(default=False, metadata={"help": "draw each score and lives digit as the whole glyph "
+                                                                "the model's pixels make most likely, instead of "
+                                                                "each pixel's own argmax; off: a glyph that flips "
+                                                                "by chance makes a bigger error than a half-drawn "
+                                                                "one (benchmarks/decoding.py)"})
 
     @property
     def classes(self) -> int:
@@ -156,13 +161,17 @@ class WorldModel(nn.Module):
         rows[:PLAYFIELD_TOP // PATCH] = self.config.hud_keep_bonus
         return rows
 
+    def _kept(self, logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K, 210, 160) plus the keep bonus on each pixel's class in `last` (B, 210, 160)."""
+        b = len(last)
+        bonus = self.keep_bonus_rows().repeat_interleave(PATCH, dim=0)[:H].expand(H, W)
+        return logits.scatter_add(1, last[:, None].long(), bonus.expand(b, 1, H, W))
+
     def _decide(self, logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """Logits (B, K, 210, 160) without keep bonus -> class ids (B, 210, 160) as `predict` picks each
         pixel: with the keep bonus on the pixel's class in `last` (B, 210, 160). (`max().indices`: a
         channel `argmax` is about ten times slower on a CPU.)"""
-        b = len(last)
-        bonus = self.keep_bonus_rows().repeat_interleave(PATCH, dim=0)[:H].expand(H, W)
-        return logits.scatter_add(1, last[:, None].long(), bonus.expand(b, 1, H, W)).max(dim=1).indices
+        return self._kept(logits, last).max(dim=1).indices
 
     def loss(self, context: torch.Tensor, target: torch.Tensor, false_changes: torch.Tensor | None = None,
              serve_probe: tuple[nn.Module, torch.Tensor, float] | None = None,
@@ -228,9 +237,39 @@ class WorldModel(nn.Module):
     def predict_ids(self, context: torch.Tensor, latent_index: torch.Tensor) -> torch.Tensor:
         """(B, k, 210, 160) class ids, (B,) latent indices -> next frame class ids (B, 210, 160) uint8."""
         latent = self.encoder.vq.lookup(latent_index)
-        logits = self.decoder(context, latent)  # without keep bonus: `_decide` adds it
-        ids = self._decide(logits, context[:, -1]).to(torch.uint8)
+        logits = self.decoder(context, latent)  # without keep bonus
+        kept = self._kept(logits, context[:, -1])
+        ids = kept.max(dim=1).indices.to(torch.uint8)
+        if self.config.whole_digits:
+            ids = self.place_digits(kept, ids)
         return self.place_ball(logits, ids) if self.config.one_ball else ids
+
+    def place_digits(self, kept: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Redraw the score and lives digits of the decided frames `ids` (B, 210, 160) as whole glyphs,
+        from the logits with keep bonus `kept` (B, K, 210, 160).
+
+        Each pixel's own argmax can draw half of a new digit over the old one (a 5 with a 4's stroke,
+        read as a 9). Here each digit is the glyph, of the ten, whose pixels (lit or black) have the
+        highest summed log-probability, drawn in the most likely lit colour of its cell."""
+        black = self.table.black
+        if black is None:
+            return ids
+        out = ids.clone()
+        lit_classes = torch.tensor([c for c in range(self.config.classes) if c != black])
+        rows = slice(DIGIT_TOP, DIGIT_TOP + 10)
+        glyphs = torch.from_numpy(DIGIT_GLYPHS.reshape(10, 15)).float()  # (10, 15)
+        log_p = kept[:, :, rows].log_softmax(dim=1)  # (B, K, 10, 160)
+        lit, dark = torch.logsumexp(log_p[:, lit_classes], dim=1), log_p[:, black]  # (B, 10, 160)
+        b = len(ids)
+        for x0 in (*SCORE_DIGIT_X, LIVES_DIGIT_X):
+            cols = slice(x0, x0 + 12)
+            block_lit = lit[:, :, cols].reshape(b, 5, 2, 3, 4).sum(dim=(2, 4)).reshape(b, 15)  # 4x2-px blocks
+            block_dark = dark[:, :, cols].reshape(b, 5, 2, 3, 4).sum(dim=(2, 4)).reshape(b, 15)
+            score = block_lit @ glyphs.T + block_dark @ (1 - glyphs).T  # (B, 10)
+            on = glyphs[score.argmax(dim=1)].reshape(b, 5, 1, 3, 1).expand(b, 5, 2, 3, 4).reshape(b, 10, 12).bool()
+            colour = lit_classes[kept[:, lit_classes, rows, cols].sum(dim=(2, 3)).argmax(dim=1)]  # (B,)
+            out[:, rows, cols] = torch.where(on, colour[:, None, None].to(out.dtype), torch.tensor(black, dtype=out.dtype))
+        return out
 
     def place_ball(self, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Redraw the ball of each decided frame `ids` (B, 210, 160) as one whole ball, from the logits

@@ -1,15 +1,17 @@
-"""The world model's ball decoding (`WorldModelConfig.one_ball`): each pixel's own argmax against one
-whole ball drawn where the model gives a ball the most probability. Training episodes only, so
-choosing the shipped setting never looks at held-out data.
+"""How the world model turns its per-pixel logits into a frame: each pixel's own argmax, against the
+ball drawn as one whole ball where the model gives a ball the most probability
+(`WorldModelConfig.one_ball`), and the digits drawn as the most likely whole glyphs (`whole_digits`).
+Training episodes only, so choosing the shipped setting never looks at held-out data.
 
-    python benchmarks/one_ball.py --data data/breakout [--checkpoint PATH]
+    python benchmarks/decoding.py --data data/breakout [--checkpoint PATH]
 
-For each setting it prints, from the same sampled training transitions, segments and tracker games:
+For each decoding it prints, from the same sampled training transitions, segments and tracker games:
 - 1-step ball within 1 px, paddle within 1 px and brick map exact (latents inferred from the video);
 - open-loop rollouts of up to 32 steps (latents inferred from the video, frames from the model's own):
   median ball-tracking horizon (4 px) and brick map exact over 16 steps;
 - tracker play through the env from the start bank (`evaluate_play.game_logic`): steps with a whole
   ball, steps whose frame is unchanged, points, lives lost and violations of the game's rules.
+(`hud_keep_bonus.py` has the digits' own figures.)
 """
 
 from __future__ import annotations
@@ -54,11 +56,12 @@ def main() -> None:
     real = [parse_frame(model.table.to_rgb(t)) for t in target.numpy()]
     print(f"{len(train.names)} training episodes; {args.transitions} transitions, {args.segments} segments, "
           f"{args.tracker_steps} tracker steps")
-    print("| ball decoding | ball <=1px | paddle <=1px | bricks exact | ball horizon (median) | bricks exact 16 steps "
+    print("| decoding | ball <=1px | paddle <=1px | bricks exact | ball horizon (median) | bricks exact 16 steps "
           "| whole-ball steps | unchanged steps | points | lives lost | violations |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for one_ball in (False, True):
-        model.config = dataclasses.replace(model.config, one_ball=one_ball)
+    decodings = {"per pixel": (False, False), "one ball": (True, False), "one ball, whole digits": (True, True)}
+    for name, (one_ball, whole_digits) in decodings.items():
+        model.config = dataclasses.replace(model.config, one_ball=one_ball, whole_digits=whole_digits)
         generated = [parse_frame(model.table.to_rgb(p)) for p in predict_all(model, context, latent)]
         ball = np.mean([within(r.ball, g.ball) for r, g in zip(real, generated) if r.ball is not None])
         paddle = np.mean([g.paddle_x is not None and abs(g.paddle_x - r.paddle_x) <= 1
@@ -67,7 +70,7 @@ def main() -> None:
         rollout, _ = rollouts(model, train, EvaluateConfig(data=args.data, segments=args.segments, horizon=32, gifs=0),
                               np.random.default_rng(args.seed))
         play, _ = game_logic(env, EvaluatePlayConfig(data=args.data, seed=args.seed), args.tracker_steps)
-        print(f"| {'one whole ball' if one_ball else 'per pixel'} | {100 * ball:.1f}% | {100 * paddle:.1f}% "
+        print(f"| {name} | {100 * ball:.1f}% | {100 * paddle:.1f}% "
               f"| {100 * bricks:.1f}% | {rollout['median_ball_tracking_horizon']:.0f} "
               f"(mean {rollout['mean_ball_tracking_horizon']:.1f}) | {100 * rollout['bricks_exact_16_steps']:.1f}% "
               f"| {play['whole_ball_steps']} | {play['frozen_steps']} | {play['points']} | {play['lives_lost']} "
