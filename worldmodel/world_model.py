@@ -7,7 +7,8 @@ blocks at 53x40 let the finest level see where the ball was two frames back (up 
 Its output starts from a learned bias towards the last context frame, so it learns what changes:
 ball, paddle, bricks, score. Training weights changed pixels up, since they are a few dozen of 33,600;
 prediction undoes that weighting with a keep bonus on each pixel's current class, stronger on the
-score and lives digits (`WorldModelConfig.keep_bonus`, `hud_keep_bonus`).
+score and lives digits (`WorldModelConfig.keep_bonus`, `hud_keep_bonus`). The ball is then redrawn as
+one whole ball where the model gives it the most probability (`one_ball`).
 
     wm = load_world_model()                 # the shipped checkpoint
     z = wm.infer_latent(context, next_frame)  # context: uint8 (k, 210, 160, 3), oldest first
