@@ -33,6 +33,11 @@ class ColorTable:
         match = np.flatnonzero((self.rgb == 0).all(axis=1))
         return int(match[0]) if len(match) else None
 
+    @property
+    def lit(self) -> np.ndarray:
+        """The class ids of every colour but black."""
+        return np.array([c for c in range(len(self.rgb)) if c != self.black], dtype=np.int64)
+
     @staticmethod
     def _pack(rgb: np.ndarray) -> np.ndarray:
         rgb = rgb.astype(np.int32)

@@ -256,7 +256,7 @@ class WorldModel(nn.Module):
         if black is None:
             return ids
         out = ids.clone()
-        lit_classes = torch.tensor([c for c in range(self.config.classes) if c != black])
+        lit_classes = torch.from_numpy(self.table.lit)
         rows = slice(DIGIT_TOP, DIGIT_TOP + 10)
         glyphs = torch.from_numpy(DIGIT_GLYPHS.reshape(10, 15)).float()  # (10, 15)
         log_p = kept[:, :, rows].log_softmax(dim=1)  # (B, K, 10, 160)
@@ -287,7 +287,7 @@ class WorldModel(nn.Module):
             return ids
         out = ids.clone()
         top, bottom, left, right = PLAYFIELD_TOP, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT
-        lit_classes = torch.tensor([c for c in range(self.config.classes) if c != black])
+        lit_classes = torch.from_numpy(self.table.lit)
         frames = self.table.to_rgb(ids.numpy())
         for b, frame in enumerate(frames):
             playfield = read_playfield(frame)
