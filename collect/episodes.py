@@ -231,18 +231,34 @@ def write_new_episode(directory: str | Path, arrays: dict[str, np.ndarray], inde
         tmp.unlink(missing_ok=True)
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether process `pid` still runs. A killed process that nobody has reaped yet (a zombie, common
+    in containers whose init does not reap orphans) still answers `kill(pid, 0)`, so it is read from
+    /proc where there is one."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS) or it just ended: kill(pid, 0) said it exists
+    state = stat.rsplit(")", 1)[-1].split()[0]  # the name in parentheses may hold spaces
+    return state not in ("Z", "X")
+
+
 def remove_stale_temp_files(directory: str | Path) -> int:
-    """Delete temp files left by recorders that were killed (their process no longer exists)."""
+    """Delete temp files left by recorders that were killed (their process no longer runs)."""
     removed = 0
     for path in Path(directory).glob(".episode-*.tmp"):
         try:
             pid = int(path.name.rsplit(".", 2)[-2])
-            os.kill(pid, 0)
-            continue  # its writer is still alive
-        except (ValueError, ProcessLookupError):
-            pass
-        except PermissionError:
-            continue
+        except ValueError:
+            pid = None
+        if pid is not None and _process_alive(pid):
+            continue  # its writer is still at work
         path.unlink(missing_ok=True)
         removed += 1
     return removed

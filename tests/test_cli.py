@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -96,6 +97,24 @@ def test_play_without_display_says_so():
     _one_line_error(result, "no display")
 
 
+def _wait_until_group_ended(pgid, timeout=30):
+    """Wait until no process of group `pgid` runs any more (zombies, which nobody may reap, count as ended)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        running = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[-1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                running.append(stat)
+        if not running:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"processes of group {pgid} still run after {timeout} s")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_interrupted_recording_leaves_only_complete_episodes(tmp_path, sig):
     out = tmp_path / "eps"
@@ -109,6 +128,7 @@ def test_interrupted_recording_leaves_only_complete_episodes(tmp_path, sig):
     proc.wait(timeout=30)
     assert proc.returncode != 0
     if sig == signal.SIGKILL:  # nothing could clean up: the next recording removes the leftovers
+        _wait_until_group_ended(proc.pid)  # the workers get SIGKILL too, but may take a moment to end
         run("record", "--episodes", "1", "--workers", "1", "--max-steps", "5", "--out", str(out), "--quiet")
     assert not list(out.glob(".*.tmp"))
     paths = list_episodes(out)

@@ -2,7 +2,11 @@
 
 import json
 import os
+import subprocess
+import sys
+import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,6 +137,25 @@ def test_stale_temp_files_are_removed(tmp_path):
     live.write_bytes(b"in progress")
     assert remove_stale_temp_files(tmp_path) == 1
     assert not stale.exists() and live.exists()
+
+
+def test_temp_file_of_a_killed_unreaped_writer_is_removed(tmp_path):
+    # a writer killed with SIGKILL stays a zombie until reaped; its pid still answers kill(pid, 0)
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat")
+        if not stat.exists():
+            pytest.skip("needs /proc")
+        deadline = time.time() + 30
+        while stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z":
+            assert time.time() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        leftover = tmp_path / f".episode-000000.npz.{proc.pid}.tmp"
+        leftover.write_bytes(b"half")
+        assert remove_stale_temp_files(tmp_path) == 1
+        assert not leftover.exists()
+    finally:
+        proc.wait()
 
 
 def test_meta_is_json(saved):
