@@ -118,11 +118,11 @@ def cmd_train_world_model(args: argparse.Namespace) -> int:
 
     config = config_from_args(WorldModelTrainConfig, args)
     if args.tiny:
+        sizes = ("data", "out", "steps", "batch_size", "width", "warmup", "log_every", "media_every",
+                 "checkpoint_minutes", "wandb", "max_episodes", "holdout_every")  # the preset's
+        kept = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in sizes}
         config = WorldModelTrainConfig.tiny(config.data, config.out, max_episodes=config.max_episodes or 4,
-                                            holdout_every=min(config.holdout_every, 2), init=config.init,
-                                            serve_share=config.serve_share, serve_label=config.serve_label,
-                                            event_codes=config.event_codes, event_weight=config.event_weight,
-                                            freeze_encoder=config.freeze_encoder)
+                                            holdout_every=min(config.holdout_every, 2), **kept)
     summary = train_world_model(config, progress=not args.quiet)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("training_config", "held_out_episodes")}))
     return 0

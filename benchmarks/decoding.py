@@ -42,9 +42,18 @@ def main() -> None:
     parser.add_argument("--transitions", type=int, default=600, help="1-step transitions (default 600)")
     parser.add_argument("--segments", type=int, default=60, help="rollout segments of 32 steps (default 60)")
     parser.add_argument("--tracker-steps", type=int, default=1500, help="steps of tracker play (default 1500)")
+    parser.add_argument("--decodings", default="pixels,ball,digits",
+                        help="which to run, comma-separated: pixels (per pixel), ball (one ball), digits (one ball "
+                             "and whole digits); default all three")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    decodings = {"pixels": ("per pixel", False, False), "ball": ("one ball", True, False),
+                 "digits": ("one ball, whole digits", True, True)}
+    chosen = [d.strip() for d in args.decodings.split(",") if d.strip()]
+    unknown = [d for d in chosen if d not in decodings]
+    if unknown or not chosen:
+        parser.error(f"--decodings: expected some of {', '.join(decodings)}, got {args.decodings!r}")
     torch.set_num_threads(args.threads)
     env = NeuralBreakoutEnv(checkpoint=args.checkpoint, threads=args.threads)
     model = env.world_model
@@ -59,8 +68,7 @@ def main() -> None:
     print("| decoding | ball <=1px | paddle <=1px | bricks exact | ball horizon (median) | bricks exact 16 steps "
           "| whole-ball steps | unchanged steps | points | lives lost | violations |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    decodings = {"per pixel": (False, False), "one ball": (True, False), "one ball, whole digits": (True, True)}
-    for name, (one_ball, whole_digits) in decodings.items():
+    for name, one_ball, whole_digits in (decodings[d] for d in chosen):
         model.config = dataclasses.replace(model.config, one_ball=one_ball, whole_digits=whole_digits)
         generated = [parse_frame(model.table.to_rgb(p)) for p in predict_all(model, context, latent)]
         ball = np.mean([within(r.ball, g.ball) for r, g in zip(real, generated) if r.ball is not None])

@@ -1,5 +1,6 @@
 """The latent action model and world model: shapes, gradients, the RGB API, checkpoints, the CLI."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,13 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from test_cli import run
-from train.world_model import (WorldModelTrainConfig, export_world_model, load_split, ram_events, ram_serves,
-                               sample_batch, serve_transitions, split_episodes, train_world_model)
+from train.world_model import (WorldModelTrainConfig, export_world_model, load_split, ram_ball_transitions, ram_events,
+                               ram_serves, sample_batch, serve_transitions, split_episodes, train_world_model)
 from worldmodel.checkpoint import CheckpointError, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
 from collect.episodes import load_episode
-from worldmodel.breakout import parse_frame, ram_ball
+from worldmodel.breakout import BALL_H, BRICK_BOTTOM, BRICK_TOP, parse_frame, ram_ball
 from worldmodel.lam import one_hot_blocks
 from worldmodel.world_model import WorldModel, WorldModelConfig, load_world_model
 
@@ -327,6 +328,33 @@ def test_serve_transitions_leave_frames_without_a_ball(episodes_dir):
     assert 0 < len(expected_served) and np.flatnonzero(labels).tolist() == expected_served
 
 
+def test_ball_transitions_are_bounces_and_flight_among_the_bricks(episodes_dir):
+    config = WorldModelTrainConfig.tiny(str(episodes_dir), "unused", batch_size=16, max_episodes=4, holdout_every=2,
+                                        ball_share=1.0)
+    train, _ = load_split(config, progress=False)
+    ram = np.concatenate([load_episode(episodes_dir / name, decode_frames=False).ram for name in train.names])
+    first_frames = set(train.offsets[:-1].tolist())
+    expected_bounce, expected_bricks = [], []
+    for j, s in enumerate(train.starts):  # one transition at a time, from the ball's RAM position
+        before, now, after = (ram_ball(ram[t]) if t >= 0 else None for t in (s - 1, s, s + 1))
+        if s not in first_frames and None not in (before, now, after):
+            steps = [(now[i] - before[i], after[i] - now[i]) for i in range(2)]
+            if any(a * b < 0 for a, b in steps):
+                expected_bounce.append(j)
+        if after is not None and BRICK_TOP - BALL_H <= after[1] < BRICK_BOTTOM + BALL_H:
+            expected_bricks.append(j)
+    bounce, among_bricks = ram_ball_transitions(train, str(episodes_dir))
+    assert 0 < len(expected_bounce) and np.flatnonzero(bounce).tolist() == expected_bounce
+    assert 0 < len(expected_bricks) and np.flatnonzero(among_bricks).tolist() == expected_bricks
+    balls = np.flatnonzero(bounce | among_bricks)
+    model = WorldModel(config.model_config(train.table.colors))
+    _, _, served, index = sample_batch(train, model, config, np.random.default_rng(0), unroll=False, balls=balls)
+    assert not served.any() and np.isin(index[4:], balls).all()  # the first 4 stay uniform (logged error rates)
+    config = dataclasses.replace(config, ball_share=0.0)
+    _, _, _, index = sample_batch(train, model, config, np.random.default_rng(0), unroll=False, balls=balls)
+    assert not np.isin(index, balls).all()
+
+
 def test_serve_probe_reads_the_code_and_trains_the_encoder():
     """The serve label's loss reaches the encoder through the straight-through latent, and the probe
     sees only the quantized code: two samples with the same code get the same logit."""
@@ -470,6 +498,8 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     assert result.returncode == 2 and "held out other episodes" in result.stderr
     result = run(*base, "--out", str(tmp_path / "e"), "--serve-share", "1.5")
     assert result.returncode == 2 and "--serve-share" in result.stderr
+    result = run(*base, "--out", str(tmp_path / "k"), "--ball-share", "-0.1")
+    assert result.returncode == 2 and "--ball-share" in result.stderr
     result = run(*base, "--out", str(tmp_path / "f"), "--serve-label", "-1")
     assert result.returncode == 2 and "--serve-label" in result.stderr
     result = run(*base, "--out", str(tmp_path / "h"), "--event-codes", "3")

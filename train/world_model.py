@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from train.logger import RunLogger, command_line
-from worldmodel.breakout import ram_ball_in_play
+from worldmodel.breakout import BALL_H, BRICK_BOTTOM, BRICK_TOP, ram_ball_in_play
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.frames import FrameStore
@@ -81,6 +81,9 @@ class WorldModelTrainConfig:
                                                            "unrolled batch's context (1..N, uniform)"})
     serve_share: float = field(default=0.0, metadata={"help": "share of each batch drawn from transitions that "
                                                               "leave a frame with no ball in play (serve or not)"})
+    ball_share: float = field(default=0.0, metadata={"help": "share of each batch drawn from transitions where the "
+                                                             "ball bounces or flies among the bricks (RAM), where "
+                                                             "the 1-step ball is missed most"})
     serve_label: float = field(default=0.0, metadata={"help": "weight of the serve label: a probe on the quantized "
                                                               "latent must tell serves (emulator RAM) from the rest"})
     event_codes: int = field(default=0, metadata={"help": "extra codes set aside for events the context cannot "
@@ -206,6 +209,34 @@ def ram_events(store: FrameStore, data: str, events: int = 2) -> tuple[np.ndarra
     return waiting, labels
 
 
+def ram_ball_transitions(store: FrameStore, data: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two bool arrays over the store's transitions, read from the emulator's RAM: `bounce`, the ball is
+    in play on the frame before, the frame and the next one, and its step to the next frame reverses a
+    direction of its step to this one (a wall, brick or paddle bounce); `bricks`, the
+    ball is in play on the next frame with its top in the brick band or just below it (it breaks and
+    bounces off bricks there, and takes each brick row's colour). These are where the 1-step ball is
+    missed most (`benchmarks/ball_errors.py`)."""
+    from collect.episodes import load_episode
+
+    folder = Path(data)
+    bounce = np.zeros(len(store.frames), dtype=bool)
+    bricks = np.zeros(len(store.frames), dtype=bool)
+    for e, name in enumerate(store.names):
+        ram = load_episode(folder / name, decode_frames=False).ram
+        first, end = store.offsets[e], store.offsets[e + 1]
+        if len(ram) != end - first:
+            raise ValueError(f"{folder / name}: holds {len(ram)} frames, the loaded data {end - first}")
+        in_play = ram_ball_in_play(ram)
+        position = np.stack([ram[:, 99].astype(np.int64) - 49, ram[:, 101].astype(np.int64) + 9], axis=1)
+        step = np.diff(position, axis=0)  # step[t]: frame t -> t + 1
+        # transition t -> t + 1 for t in 1..n-2: compare step[t] with step[t - 1]
+        both = in_play[:-2] & in_play[1:-1] & in_play[2:]
+        bounce[first + 1:end - 1] = both & (np.sign(step[1:]) * np.sign(step[:-1]) < 0).any(axis=1)
+        y_next = position[1:, 1]
+        bricks[first:end - 1] = in_play[1:] & (y_next >= BRICK_TOP - BALL_H) & (y_next < BRICK_BOTTOM + BALL_H)
+    return bounce[store.starts], bricks[store.starts]
+
+
 def serve_transitions(store: FrameStore, data: str) -> np.ndarray:
     """Indices of the transitions that leave a frame where no ball is in play and a life is left
     (`ram_serves`' `waiting`)."""
@@ -213,11 +244,17 @@ def serve_transitions(store: FrameStore, data: str) -> np.ndarray:
 
 
 def sample_batch(store: FrameStore, model: WorldModel, config: WorldModelTrainConfig, rng: np.random.Generator,
-                 unroll: bool, serves: np.ndarray | None = None
+                 unroll: bool, serves: np.ndarray | None = None, balls: np.ndarray | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
-    """(context, next frame, which samples were drawn from `serves`, the transitions' indices)."""
+    """(context, next frame, which samples were drawn from `serves`, the transitions' indices).
+    Shares `config.serve_share` and `config.ball_share` of the batch come from the transitions
+    `serves` and `balls`; the rest from all."""
     index = rng.integers(len(store), size=config.batch_size)
     served = torch.zeros(config.batch_size, dtype=torch.bool)
+    if config.ball_share > 0 and balls is not None and len(balls):
+        n = int(rng.binomial(config.batch_size, config.ball_share))
+        first = max(4, config.batch_size - n)  # not the first 4: the loss's logged error rates read them
+        index[first:] = balls[rng.integers(len(balls), size=config.batch_size - first)]
     if config.serve_share > 0 and serves is not None and len(serves):
         n = int(rng.binomial(config.batch_size, config.serve_share))
         first = config.batch_size - n  # at the end: the loss's logged error rates read the first samples
@@ -348,6 +385,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     config.dilations()  # a bad --fine-dilations fails before the data loads
     if not 0.0 <= config.serve_share <= 1.0:
         raise ValueError(f"--serve-share must be in [0, 1], got {config.serve_share}")
+    if not 0.0 <= config.ball_share <= 1.0:
+        raise ValueError(f"--ball-share must be in [0, 1], got {config.ball_share}")
     if config.serve_label < 0:
         raise ValueError(f"--serve-label must be >= 0, got {config.serve_label}")
     if config.freeze_encoder and not config.init:
@@ -423,6 +462,13 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         print(f"event codes: {data_summary['event_transitions']} training transitions")
     if serves is not None and config.serve_share > 0:
         print(f"{config.serve_share:.0%} of each batch is drawn from {len(serves)} transitions around serves")
+    balls = None
+    if config.ball_share > 0:
+        bounce, among_bricks = ram_ball_transitions(train, config.data)
+        balls = np.flatnonzero(bounce | among_bricks)
+        data_summary["ball_transitions"] = dict(bounce=int(bounce.sum()), among_bricks=int(among_bricks.sum()))
+        print(f"{config.ball_share:.0%} of each batch is drawn from {len(balls)} transitions where the ball "
+              f"bounces ({int(bounce.sum())}) or flies among the bricks ({int(among_bricks.sum())})")
     logger = RunLogger(config, out, wandb_id, job_type="world-model")
 
     def summary() -> dict:
@@ -459,7 +505,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
             context, target, served, index = sample_batch(train, model, config, rng,
-                                                          unroll=rng.random() < config.unroll, serves=serves)
+                                                          unroll=rng.random() < config.unroll, serves=serves,
+                                                          balls=balls)
             if config.freeze_encoder:
                 model.encoder.eval()  # no dead-code reset either
             serve = None
