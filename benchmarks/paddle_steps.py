@@ -1,13 +1,17 @@
-"""How far the paddle moves in one step, read from the emulator's RAM, and how much of it the action
-and the last step decide.
+"""How far the paddle moves in one step, read from the emulator's RAM, and how much of it what a model
+sees decides.
 
     python benchmarks/paddle_steps.py --data data/breakout [--episodes N]
 
-The paddle has momentum: its step depends on the action and on emulator state that one frame pair
-may not show. For each action this prints the most common steps, and the best share of transitions
-that any predictor could place within 1 px when it knows only the action and the paddle's last step
-(what a 2-frame world model and action map see), or also the step before (3 frames). The world
-model's latent must carry the rest, so this also counts the distinct steps a latent would need.
+The paddle has momentum: its step depends on the action and on emulator state. For each kind of
+knowledge this fits the most common step of each case (action, the paddle's last step, ...) on half
+of the episodes and reports the share of the other half's transitions that it places within 1 px
+(a case unseen in the first half falls back to the action and last step). That is about the best
+any predictor with that knowledge can do:
+- the action and the last step;
+- the action, the last step and the paddle's position: what a 2-frame world model and action map see;
+- the same and the action before: what an action map fed the last action could see;
+- the action, the last two steps and the position: a 3-frame context.
 """
 
 from __future__ import annotations
@@ -18,52 +22,55 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from collect.episodes import list_episodes, load_episode
-from worldmodel.breakout import ACTION_MEANINGS, ram_paddle_x
+from worldmodel.breakout import ram_paddle_x
+
+KNOWLEDGE = {
+    "action, last step": lambda a, s, x, t: (a[t], s[t - 1]),
+    "action, last step, position (2 frames)": lambda a, s, x, t: (a[t], s[t - 1], x[t]),
+    "2 frames and the action before": lambda a, s, x, t: (a[t], s[t - 1], x[t], a[t - 1]),
+    "action, last two steps, position (3 frames)": lambda a, s, x, t: (a[t], s[t - 2], s[t - 1], x[t]),
+}
 
 
-def best_within_1px(groups: dict[tuple, Counter]) -> float:
-    """Share of transitions placed within 1 px by the best single guess per group."""
-    hit = total = 0
-    for counts in groups.values():
-        total += sum(counts.values())
-        hit += max(sum(n for step, n in counts.items() if abs(step - guess) <= 1) for guess in counts)
-    return hit / max(1, total)
+def episodes(paths):
+    for path in paths:
+        episode = load_episode(path, decode_frames=False)
+        x = np.array([ram_paddle_x(ram) for ram in episode.ram])
+        yield episode.actions.astype(int), np.diff(x), x  # step[t]: frame t -> t + 1, under actions[t]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="folder of recorded episodes")
-    parser.add_argument("--episodes", type=int, default=40, help="first N episodes to read (default 40)")
+    parser.add_argument("--episodes", type=int, default=80, help="first N episodes to read (default 80)")
     args = parser.parse_args()
     paths = list_episodes(args.data)[:args.episodes]
-    if not paths:
-        parser.error(f"--data: no episode files in {args.data}")
-    steps: dict[int, Counter] = defaultdict(Counter)
-    given_last: dict[int, dict[tuple, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    given_two: dict[int, dict[tuple, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    for path in paths:
-        episode = load_episode(path, decode_frames=False)
-        x = np.array([ram_paddle_x(ram) for ram in episode.ram])
-        step = np.diff(x)  # step[t]: frame t -> t + 1, under actions[t]
-        for t in range(2, len(step)):
-            a = int(episode.actions[t])
-            steps[a][int(step[t])] += 1
-            given_last[a][(int(step[t - 1]),)][int(step[t])] += 1
-            given_two[a][(int(step[t - 2]), int(step[t - 1]))][int(step[t])] += 1
-    print(f"{len(paths)} episodes, {sum(sum(c.values()) for c in steps.values())} transitions")
-    print("| action | transitions | distinct steps | most common steps (px: share) | best within 1 px, knowing "
-          "the last step | knowing the last two |")
-    print("|---|---|---|---|---|---|")
-    for a in sorted(steps):
-        counts = steps[a]
-        n = sum(counts.values())
-        common = ", ".join(f"{s:+d}: {100 * c / n:.0f}%" for s, c in counts.most_common(6))
-        print(f"| {ACTION_MEANINGS[a]} | {n} | {len(counts)} | {common} | {100 * best_within_1px(given_last[a]):.1f}% "
-              f"| {100 * best_within_1px(given_two[a]):.1f}% |")
-    everything_last = {(a, *k): v for a in given_last for k, v in given_last[a].items()}
-    everything_two = {(a, *k): v for a in given_two for k, v in given_two[a].items()}
-    print(f"all actions: best within 1 px knowing the last step {100 * best_within_1px(everything_last):.1f}%, "
-          f"the last two {100 * best_within_1px(everything_two):.1f}%")
+    if len(paths) < 2:
+        parser.error(f"--data: needs at least 2 episode files in {args.data}")
+    fit, test = paths[0::2], paths[1::2]
+    counts = {name: defaultdict(Counter) for name in KNOWLEDGE}
+    steps_per_action: dict[int, set] = defaultdict(set)
+    for a, s, x in episodes(fit):
+        for t in range(2, len(s)):
+            steps_per_action[a[t]].add(int(s[t]))
+            for name, key in KNOWLEDGE.items():
+                counts[name][key(a, s, x, t)][int(s[t])] += 1
+    guess = {name: {k: c.most_common(1)[0][0] for k, c in table.items()} for name, table in counts.items()}
+    fallback = guess["action, last step"]
+    hits, n = Counter(), 0
+    for a, s, x in episodes(test):
+        for t in range(2, len(s)):
+            n += 1
+            for name, key in KNOWLEDGE.items():
+                g = guess[name].get(key(a, s, x, t), fallback.get((a[t], s[t - 1]), 0))
+                hits[name] += abs(g - int(s[t])) <= 1
+    print(f"fitted on {len(fit)} episodes, measured on {n} transitions of {len(test)} others")
+    print("distinct steps per action: " + ", ".join(f"{['NOOP', 'FIRE', 'RIGHT', 'LEFT'][a]} {len(v)}"
+                                                     for a, v in sorted(steps_per_action.items())))
+    print("| knowledge | cases | paddle within 1 px after one step |")
+    print("|---|---|---|")
+    for name in KNOWLEDGE:
+        print(f"| {name} | {len(guess[name])} | {100 * hits[name] / n:.1f}% |")
 
 
 if __name__ == "__main__":
