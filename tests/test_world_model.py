@@ -355,6 +355,25 @@ def test_ball_transitions_are_bounces_and_flight_among_the_bricks(episodes_dir):
     assert not np.isin(index, balls).all()
 
 
+def test_position_embedding_starts_at_zero_and_lets_the_decoder_tell_places_apart(tmp_path):
+    torch.manual_seed(0)
+    plain = WorldModel(WorldModelConfig(colors=COLORS, widths=(8, 16, 32), encoder_width=8))
+    placed = WorldModel(WorldModelConfig(colors=COLORS, widths=(8, 16, 32), encoder_width=8, position_embedding=True))
+    weights = plain.state_dict()
+    weights["decoder.position"] = placed.state_dict()["decoder.position"]
+    placed.load_state_dict(weights)
+    context = torch.zeros(1, 2, 210, 160, dtype=torch.uint8)  # a black frame looks the same everywhere
+    latent = torch.zeros(1, 16)
+    assert torch.equal(plain.decoder(context, latent), placed.decoder(context, latent))  # zero: the same model
+    logits = placed.decoder(context, latent)
+    logits[0, 1, 100, 40].backward()
+    assert placed.decoder.position.grad.abs().sum() > 0
+    with torch.no_grad():
+        placed.decoder.position[:, 25, 10] += 1.0  # one block's bias: that block's output moves
+        out = placed.decoder(context, latent)[0]
+    assert not torch.allclose(out[:, 100:104, 40:44], logits[0, :, 100:104, 40:44].detach())
+
+
 def test_serve_probe_reads_the_code_and_trains_the_encoder():
     """The serve label's loss reaches the encoder through the straight-through latent, and the probe
     sees only the quantized code: two samples with the same code get the same logit."""
@@ -484,6 +503,13 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     assert grown.config.codes == codes + 2 and grown.config.event_codes == 2
     assert torch.equal(grown.state_dict()["encoder.vq.codebook"][:codes], before["encoder.vq.codebook"])
     assert all(torch.equal(before[k], grown.state_dict()[k]) for k in before if "vq" not in k)
+    # --position-embedding on a model without one adds it at zero
+    train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "p"), steps=0, init=str(init),
+                                                 max_episodes=4, holdout_every=2, position_embedding=True),
+                      progress=False)
+    placed = load_world_model(tmp_path / "p" / "world_model.pt")
+    assert placed.config.position_embedding and not placed.decoder.position.any()
+    assert all(torch.equal(before[k], placed.state_dict()[k]) for k in before)
     # --freeze-encoder trains the decoder alone: the encoder and the codebook stay as they were
     train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "i"), init=str(init),
                                                  max_episodes=4, holdout_every=2, event_codes=2, freeze_encoder=True,

@@ -75,6 +75,9 @@ class WorldModelTrainConfig:
     width: int = field(default=32, metadata={"help": "decoder channels at the finest level (x2, x4 below)"})
     fine_dilations: str = field(default="", metadata={"help": "comma-separated dilations of extra residual blocks "
                                                                "at the decoder's finest level, e.g. 2,4 (none: '')"})
+    position_embedding: bool = field(default=False, metadata={"help": "give the decoder a learned bias per 4x4 block "
+                                                                      "(where on the screen it is); with --init, it "
+                                                                      "starts at zero"})
     unroll: float = field(default=0.25, metadata={"help": "share of batches whose context is the model's "
                                                           "own rollout"})
     unroll_steps: int = field(default=1, metadata={"help": "most steps the model rolls out on its own to make an "
@@ -120,7 +123,8 @@ class WorldModelTrainConfig:
         w = self.width
         config = WorldModelConfig(colors=colors, context=self.context, codes=self.codes + self.event_codes,
                                   event_codes=self.event_codes, latent_dim=self.latent_dim, widths=(w, 2 * w, 4 * w),
-                                  encoder_width=w, fine_dilations=self.dilations())
+                                  encoder_width=w, fine_dilations=self.dilations(),
+                                  position_embedding=self.position_embedding)
         if self.event_codes:  # the lost-life code changes the lives digit: no stronger hold on the digits
             config = dataclasses.replace(config, hud_keep_bonus=config.keep_bonus)
         return config
@@ -363,6 +367,8 @@ def check_init(config: WorldModelTrainConfig, init: WorldModel, model: WorldMode
         own = model.state_dict()
         weights["encoder.vq.codebook"] = torch.cat([codebook, own["encoder.vq.codebook"][len(codebook):]])
         weights["encoder.vq.idle"] = torch.cat([weights["encoder.vq.idle"], own["encoder.vq.idle"][len(codebook):]])
+    if config.position_embedding and not init.config.position_embedding:
+        weights["decoder.position"] = model.state_dict()["decoder.position"]  # zero: starts as the init
     load_weights(model, weights, config.init)
     if init.summary.get("held_out_episodes") and list(init.summary["held_out_episodes"]) != list(held.names):
         raise ValueError(f"--init {config.init}: it held out other episodes than this run would; fine-tuning "
@@ -401,8 +407,9 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     table = None
     if saved:
         for key in ("context", "codes", "event_codes", "latent_dim", "width", "fine_dilations", "holdout_every",
-                    "max_episodes"):
-            before = saved["config"].get(key, 0 if key == "event_codes" else "")  # runs before event codes had none
+                    "max_episodes", "position_embedding"):
+            defaults = dict(event_codes=0, position_embedding=False)  # runs made before these options had none
+            before = saved["config"].get(key, defaults.get(key, ""))
             if before != getattr(config, key):
                 raise ValueError(f"{state_path}: was trained with {key}={before!r}, not "
                                  f"{getattr(config, key)!r}; use another --out or the same setting")

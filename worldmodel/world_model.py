@@ -49,6 +49,10 @@ class WorldModelConfig:
     blocks: tuple = field(default=(1, 1, 2), metadata={"help": "residual blocks per level"})
     fine_dilations: tuple = field(default=(), metadata={"help": "dilations of extra residual blocks at 53x40: "
                                                                  "a wider fine view of the fast ball"})
+    position_embedding: bool = field(default=False, metadata={"help": "a learned bias per 4x4 block at the finest "
+                                                                      "level: the paddle's step depends on where it is "
+                                                                      "(benchmarks/paddle_steps.py), which "
+                                                                      "convolutions alone do not see"})
     encoder_width: int = field(default=32, metadata={"help": "latent action encoder width"})
     changed_weight: float = field(default=20.0, metadata={"help": "loss weight of pixels that change"})
     keep_bonus: float = field(default=1.5, metadata={"help": "logit bonus of each pixel's current class when predicting "
@@ -101,6 +105,8 @@ class Decoder(nn.Module):
         block = classes * PATCH * PATCH  # one frame's one-hot channels per 4x4 block
         w0, w1, w2 = config.widths
         self.stem = nn.Conv2d(k * block, w0, 1)
+        # zero at first, so a model fine-tuned from one without it starts as that model
+        self.position = nn.Parameter(torch.zeros(w0, -(-H // PATCH), W // PATCH)) if config.position_embedding else None
         dilations = (1,) * config.blocks[0] + tuple(config.fine_dilations)
         self.level0 = nn.ModuleList(ResBlock(w0, d, dilation) for dilation in dilations)
         self.down1 = nn.Conv2d(w0, w1, 3, stride=2, padding=1)  # 53x40 -> 27x20
@@ -120,6 +126,8 @@ class Decoder(nn.Module):
         x = one_hot_blocks(context, self.config.classes)  # (B, k*K*16, 53, 40)
         last = x[:, -self.config.classes * PATCH * PATCH:]  # the newest frame's blocks
         h0 = self.stem(x)
+        if self.position is not None:
+            h0 = h0 + self.position
         for blk in self.level0:
             h0 = blk(h0, latent)
         h1 = self.down1(F.silu(h0))  # (B, w1, 27, 20)
