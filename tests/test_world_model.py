@@ -510,6 +510,12 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     placed = load_world_model(tmp_path / "p" / "world_model.pt")
     assert placed.config.position_embedding and not placed.decoder.position.any()
     assert all(torch.equal(before[k], placed.state_dict()[k]) for k in before)
+    # --position-only trains the embedding alone
+    train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "q"), init=str(init),
+                                                 max_episodes=4, holdout_every=2, position_embedding=True,
+                                                 position_only=True, lr=1e-2), progress=False)
+    only = load_world_model(tmp_path / "q" / "world_model.pt")
+    assert only.decoder.position.any() and all(torch.equal(before[k], only.state_dict()[k]) for k in before)
     # --freeze-encoder trains the decoder alone: the encoder and the codebook stay as they were
     train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "i"), init=str(init),
                                                  max_episodes=4, holdout_every=2, event_codes=2, freeze_encoder=True,
@@ -530,6 +536,8 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     assert result.returncode == 2 and "--serve-label" in result.stderr
     result = run(*base, "--out", str(tmp_path / "h"), "--event-codes", "3")
     assert result.returncode == 2 and "--event-codes" in result.stderr
+    result = run(*base, "--out", str(tmp_path / "r"), "--position-only")
+    assert result.returncode == 2 and "--position-only needs" in result.stderr
     result = run(*base, "--out", str(tmp_path / "j"), "--freeze-encoder")
     assert result.returncode == 2 and "--freeze-encoder needs --init" in result.stderr
 

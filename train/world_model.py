@@ -97,6 +97,9 @@ class WorldModelTrainConfig:
     freeze_encoder: bool = field(default=False, metadata={"help": "train the decoder only: the encoder and its "
                                                                   "codebook stay as --init made them (new event "
                                                                   "codes keep their random vectors)"})
+    position_only: bool = field(default=False, metadata={"help": "train only the decoder's position embedding (needs "
+                                                                 "--init and --position-embedding): the rest stays "
+                                                                 "as --init made it, rare events' odds included"})
     init: str | None = field(default=None, metadata={"help": "start from this world model's weights (fine-tuning): "
                                                             "same architecture and held-out episodes"})
     holdout_every: int = field(default=10, metadata={"help": "every n-th episode is held out"})
@@ -397,6 +400,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         raise ValueError(f"--serve-label must be >= 0, got {config.serve_label}")
     if config.freeze_encoder and not config.init:
         raise ValueError("--freeze-encoder needs --init: an untrained encoder would stay untrained")
+    if config.position_only and not (config.init and config.position_embedding):
+        raise ValueError("--position-only needs --init and --position-embedding: it trains the embedding alone")
     if not 0 <= config.event_codes <= 2:
         raise ValueError(f"--event-codes must be 0, 1 (serves) or 2 (serves and lost lives), got {config.event_codes}")
     torch.set_num_threads(config.threads)
@@ -420,6 +425,9 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     model.encoder.vq.event_weight = config.event_weight  # a training setting, not part of the model
     if config.freeze_encoder:
         model.encoder.requires_grad_(False)
+    if config.position_only:
+        model.requires_grad_(False)
+        model.decoder.position.requires_grad_(True)
     probe = torch.nn.Linear(config.latent_dim, 1)  # the serve label's probe: training only, not exported
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     rng = np.random.default_rng(config.seed)
@@ -514,7 +522,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
             context, target, served, index = sample_batch(train, model, config, rng,
                                                           unroll=rng.random() < config.unroll, serves=serves,
                                                           balls=balls)
-            if config.freeze_encoder:
+            if config.freeze_encoder or config.position_only:
                 model.encoder.eval()  # no dead-code reset either
             serve = None
             if config.serve_label > 0:
