@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from train.logger import RunLogger, command_line
-from worldmodel.breakout import BALL_H, BRICK_BOTTOM, BRICK_TOP, ram_ball_in_play
+from worldmodel.breakout import BALL_H, BRICK_BOTTOM, BRICK_TOP, ram_ball_in_play, ram_ball_positions
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.frames import FrameStore
@@ -234,7 +234,7 @@ def ram_ball_transitions(store: FrameStore, data: str) -> tuple[np.ndarray, np.n
         if len(ram) != end - first:
             raise ValueError(f"{folder / name}: holds {len(ram)} frames, the loaded data {end - first}")
         in_play = ram_ball_in_play(ram)
-        position = np.stack([ram[:, 99].astype(np.int64) - 49, ram[:, 101].astype(np.int64) + 9], axis=1)
+        position = ram_ball_positions(ram)  # (n, 2)
         step = np.diff(position, axis=0)  # step[t]: frame t -> t + 1
         # transition t -> t + 1 for t in 1..n-2: compare step[t] with step[t - 1]
         both = in_play[:-2] & in_play[1:-1] & in_play[2:]

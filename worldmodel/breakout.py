@@ -233,8 +233,14 @@ def ram_ball_in_play(ram: np.ndarray) -> np.ndarray | bool:
     return ram[..., 101] != 0
 
 
+def ram_ball_positions(ram: np.ndarray) -> np.ndarray:
+    """RAM (..., 128) -> the ball's top-left (x, y) as int64 (..., 2); meaningful where a ball is in play."""
+    return np.stack([ram[..., 99].astype(np.int64) - 49, ram[..., 101].astype(np.int64) + 9], axis=-1)
+
+
 def ram_ball(ram: np.ndarray) -> tuple[int, int] | None:
     """Ball top-left (x, y) from RAM, None when no ball is in play."""
     if not ram_ball_in_play(ram):
         return None
-    return int(ram[99]) - 49, int(ram[101]) + 9
+    x, y = ram_ball_positions(ram)
+    return int(x), int(y)
