@@ -486,6 +486,7 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
                  "--serve-label", "0.1")
     assert result.returncode == 0, result.stderr
     summary = load_world_model(tmp_path / "b" / "world_model.pt").summary
+    assert 0.05 < summary["peak_rss_gb"] < 64  # this process's peak memory, in GB
     assert summary["init"]["path"] == str(init) and summary["init"]["steps"] == summary["steps"]
     assert summary["total_wall_hours"] == pytest.approx(summary["init"]["wall_hours"] + summary["wall_hours"])
     assert "--init" in summary["training_command"] and "--serve-label 0.1" in summary["training_command"]

@@ -42,7 +42,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import resource
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +171,12 @@ def load_split(config: WorldModelTrainConfig, table: ColorTable | None = None, p
     train = FrameStore.load(train_paths, read_episode, table, progress)
     held = FrameStore.load(held_paths, read_episode, train.table, progress)
     return train, held
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory in GB (Linux reports kB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1e9 if sys.platform == "darwin" else 1e6)
 
 
 def lr_at(step: int, config: WorldModelTrainConfig) -> float:
@@ -488,7 +496,9 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
 
     def summary() -> dict:
         before = data_summary.get("init", {})
+        counters["peak_rss_gb"] = max(counters.get("peak_rss_gb", 0.0), peak_rss_gb())  # over resumed stretches
         return dict(steps=counters["step"], wall_hours=counters["wall_s"] / 3600, cpu_hours=counters["cpu_s"] / 3600,
+                    peak_rss_gb=counters["peak_rss_gb"],
                     total_wall_hours=before.get("total_wall_hours", 0.0) + counters["wall_s"] / 3600,
                     total_cpu_hours=before.get("total_cpu_hours", 0.0) + counters["cpu_s"] / 3600,
                     samples=counters["step"] * config.batch_size, training_config=dataclasses.asdict(config),
