@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from collect.episodes import list_episodes, load_episode
-from worldmodel.breakout import ram_paddle_x
+from worldmodel.breakout import ACTION_MEANINGS, ram_paddle_x
 
 KNOWLEDGE = {
     "action, last step": lambda a, s, x, t: (a[t], s[t - 1]),
@@ -65,7 +65,7 @@ def main() -> None:
                 g = guess[name].get(key(a, s, x, t), fallback.get((a[t], s[t - 1]), 0))
                 hits[name] += abs(g - int(s[t])) <= 1
     print(f"fitted on {len(fit)} episodes, measured on {n} transitions of {len(test)} others")
-    print("distinct steps per action: " + ", ".join(f"{['NOOP', 'FIRE', 'RIGHT', 'LEFT'][a]} {len(v)}"
+    print("distinct steps per action: " + ", ".join(f"{ACTION_MEANINGS[a]} {len(v)}"
                                                      for a, v in sorted(steps_per_action.items())))
     print("| knowledge | cases | paddle within 1 px after one step |")
     print("|---|---|---|")

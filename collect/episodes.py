@@ -231,6 +231,16 @@ def write_new_episode(directory: str | Path, arrays: dict[str, np.ndarray], inde
         tmp.unlink(missing_ok=True)
 
 
+def process_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the process name (state, parent, group, ...), or None where
+    there is no such process or no /proc (macOS)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()  # the name in parentheses may hold spaces
+
+
 def _process_alive(pid: int) -> bool:
     """Whether process `pid` still runs. A killed process that nobody has reaped yet (a zombie, common
     in containers whose init does not reap orphans) still answers `kill(pid, 0)`, so it is read from
@@ -241,12 +251,8 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # exists, owned by someone else
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS) or it just ended: kill(pid, 0) said it exists
-    state = stat.rsplit(")", 1)[-1].split()[0]  # the name in parentheses may hold spaces
-    return state not in ("Z", "X")
+    fields = process_stat(pid)
+    return fields is None or fields[0] not in ("Z", "X")  # no /proc: kill(pid, 0) said it exists
 
 
 def remove_stale_temp_files(directory: str | Path) -> int:

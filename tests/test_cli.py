@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from collect.episodes import list_episodes, load_episode
+from collect.episodes import list_episodes, load_episode, process_stat
 
 
 def run(*args, env=None, timeout=120):
@@ -102,13 +102,10 @@ def _wait_until_group_ended(pgid, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
         running = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[-1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-                running.append(stat)
+        for folder in Path("/proc").glob("[0-9]*"):
+            fields = process_stat(int(folder.name))
+            if fields is not None and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                running.append(folder.name)
         if not running:
             return
         time.sleep(0.05)

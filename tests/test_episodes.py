@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from collect.episodes import (
     list_episodes,
     load_episode,
     next_index,
+    process_stat,
     remove_stale_temp_files,
     write_new_episode,
 )
@@ -143,11 +143,10 @@ def test_temp_file_of_a_killed_unreaped_writer_is_removed(tmp_path):
     # a writer killed with SIGKILL stays a zombie until reaped; its pid still answers kill(pid, 0)
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
-        stat = Path(f"/proc/{proc.pid}/stat")
-        if not stat.exists():
+        if process_stat(proc.pid) is None:
             pytest.skip("needs /proc")
         deadline = time.time() + 30
-        while stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z":
+        while process_stat(proc.pid)[0] != "Z":
             assert time.time() < deadline, "the child did not exit"
             time.sleep(0.01)
         leftover = tmp_path / f".episode-000000.npz.{proc.pid}.tmp"

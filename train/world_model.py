@@ -186,6 +186,21 @@ def lr_at(step: int, config: WorldModelTrainConfig) -> float:
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def store_ram(store: FrameStore, data: str) -> np.ndarray:
+    """The emulator's RAM of every frame in the store (frames, 128), read from its episode files."""
+    from collect.episodes import load_episode
+
+    folder = Path(data)
+    parts = []
+    for e, name in enumerate(store.names):
+        ram = load_episode(folder / name, decode_frames=False).ram
+        frames = store.offsets[e + 1] - store.offsets[e]
+        if len(ram) != frames:
+            raise ValueError(f"{folder / name}: holds {len(ram)} frames, the loaded data {frames}")
+        parts.append(ram)
+    return np.concatenate(parts)
+
+
 def ram_serves(store: FrameStore, data: str) -> tuple[np.ndarray, np.ndarray]:
     """Two bool arrays over the store's transitions, read from the emulator's RAM in the episode
     files: `waiting`, the transition leaves a frame where no ball is in play and a life is left (FIRE
@@ -193,20 +208,10 @@ def ram_serves(store: FrameStore, data: str) -> tuple[np.ndarray, np.ndarray]:
     `served`, it is one of those and the next frame has a ball in play. Not from the pixels: the
     parser also misses a ball that is in play but hidden (below the paddle after a miss, or behind
     a brick), where FIRE does nothing."""
-    from collect.episodes import load_episode
-
-    folder = Path(data)
-    waiting = np.zeros(len(store.frames), dtype=bool)
-    served = np.zeros(len(store.frames), dtype=bool)
-    for e, name in enumerate(store.names):
-        episode = load_episode(folder / name, decode_frames=False)
-        first, end = store.offsets[e], store.offsets[e + 1]
-        if len(episode.ram) != end - first:
-            raise ValueError(f"{folder / name}: holds {len(episode.ram)} frames, the loaded data {end - first}")
-        in_play = ram_ball_in_play(episode.ram)
-        waiting[first:end - 1] = ~in_play[:-1] & (store.lives[first:end - 1] > 0)
-        served[first:end - 1] = waiting[first:end - 1] & in_play[1:]
-    return waiting[store.starts], served[store.starts]
+    in_play = ram_ball_in_play(store_ram(store, data))
+    start = store.starts  # each transition's frame; its next frame is in the same episode
+    waiting = ~in_play[start] & (store.lives[start] > 0)
+    return waiting, waiting & in_play[start + 1]
 
 
 def ram_events(store: FrameStore, data: str, events: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -231,25 +236,17 @@ def ram_ball_transitions(store: FrameStore, data: str) -> tuple[np.ndarray, np.n
     ball is in play on the next frame with its top in the brick band or just below it (it breaks and
     bounces off bricks there, and takes each brick row's colour). These are where the 1-step ball is
     missed most (`benchmarks/ball_errors.py`)."""
-    from collect.episodes import load_episode
-
-    folder = Path(data)
-    bounce = np.zeros(len(store.frames), dtype=bool)
-    bricks = np.zeros(len(store.frames), dtype=bool)
-    for e, name in enumerate(store.names):
-        ram = load_episode(folder / name, decode_frames=False).ram
-        first, end = store.offsets[e], store.offsets[e + 1]
-        if len(ram) != end - first:
-            raise ValueError(f"{folder / name}: holds {len(ram)} frames, the loaded data {end - first}")
-        in_play = ram_ball_in_play(ram)
-        position = ram_ball_positions(ram)  # (n, 2)
-        step = np.diff(position, axis=0)  # step[t]: frame t -> t + 1
-        # transition t -> t + 1 for t in 1..n-2: compare step[t] with step[t - 1]
-        both = in_play[:-2] & in_play[1:-1] & in_play[2:]
-        bounce[first + 1:end - 1] = both & (np.sign(step[1:]) * np.sign(step[:-1]) < 0).any(axis=1)
-        y_next = position[1:, 1]
-        bricks[first:end - 1] = in_play[1:] & (y_next >= BRICK_TOP - BALL_H) & (y_next < BRICK_BOTTOM + BALL_H)
-    return bounce[store.starts], bricks[store.starts]
+    ram = store_ram(store, data)
+    in_play, position = ram_ball_in_play(ram), ram_ball_positions(ram)  # (frames,), (frames, 2)
+    start = store.starts  # each transition's frame t; t + 1 is in the same episode, t - 1 may not be
+    first = np.zeros(len(ram), dtype=bool)
+    first[store.offsets[:-1]] = True
+    before, now, after = position[start - 1], position[start], position[start + 1]
+    both = ~first[start] & in_play[start - 1] & in_play[start] & in_play[start + 1]
+    bounce = both & (np.sign(now - before) * np.sign(after - now) < 0).any(axis=1)
+    y_next = after[:, 1]
+    bricks = in_play[start + 1] & (y_next >= BRICK_TOP - BALL_H) & (y_next < BRICK_BOTTOM + BALL_H)
+    return bounce, bricks
 
 
 def serve_transitions(store: FrameStore, data: str) -> np.ndarray:
