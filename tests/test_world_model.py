@@ -307,6 +307,49 @@ def test_unrolled_context_is_the_models_own_rollout(episodes_dir):
     assert model.training
 
 
+def test_encoder_can_read_the_real_last_frame_of_an_unrolled_context(episodes_dir, tmp_path, monkeypatch):
+    """`encoder_last` replaces the context's last frame for the encoder only, so in an unrolled batch
+    the latent is the one the real video gives (as the action map is labelled), and the decoder still
+    continues from the model's own frames; `--unroll-latent real` passes the real frames in training."""
+    model = tiny_model()
+    torch.manual_seed(3)
+    context = torch.randint(0, len(COLORS), (2, 2, 210, 160), dtype=torch.uint8)
+    real_last = torch.randint(0, len(COLORS), (2, 210, 160), dtype=torch.uint8)
+    target = torch.randint(0, len(COLORS), (2, 210, 160), dtype=torch.uint8)
+    seen = []
+    model.encoder.register_forward_hook(lambda module, args, output: seen.append((args[0], output[1])))
+    decoded = []
+    model.decoder.register_forward_hook(lambda module, args, output: decoded.append(args[0]))
+    model.loss(context, target, encoder_last=real_last)
+    assert torch.equal(seen[-1][0], real_last) and torch.equal(decoded[-1], context)
+    assert torch.equal(seen[-1][1], model.infer_latent_ids(torch.stack([context[:, 0], real_last], 1), target))
+    model.loss(context, target)
+    assert torch.equal(seen[-1][0], context[:, -1])
+    # in training, every batch is unrolled here: the encoder reads the real frame before each target
+    config = WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "r"), unroll=1.0, unroll_steps=3,
+                                        unroll_latent="real", max_episodes=4, holdout_every=2)
+    train, _ = load_split(config, progress=False)
+    calls = []
+    original = WorldModel.loss
+
+    def spy(self, context, target, **kwargs):
+        calls.append((context, target, kwargs["encoder_last"]))
+        return original(self, context, target, **kwargs)
+
+    monkeypatch.setattr(WorldModel, "loss", spy)
+    train_world_model(config, progress=False)
+    assert len(calls) == config.steps
+    rolled = 0
+    for context, target, real in calls:
+        index = [np.flatnonzero((train.frames[train.starts + 1] == t.numpy()).all(axis=(1, 2))) for t in target]
+        for i, candidates in enumerate(index):  # the target's transition: its real last frame is `real`
+            assert any(np.array_equal(train.frames[train.starts[j]], real[i].numpy()) for j in candidates)
+        rolled += int((context[:, -1] != real).any())
+    assert rolled > 0  # the model's own frames differ from the real ones somewhere
+    with pytest.raises(ValueError, match="--unroll-latent"):
+        train_world_model(dataclasses.replace(config, unroll_latent="fake"), progress=False)
+
+
 def test_serve_transitions_leave_frames_without_a_ball(episodes_dir):
     config = WorldModelTrainConfig.tiny(str(episodes_dir), "unused", batch_size=16, max_episodes=4, holdout_every=2,
                                         serve_share=1.0)
@@ -463,7 +506,7 @@ def test_training_command_parses_back_to_its_config():
     from train.world_model import training_command
 
     config = WorldModelTrainConfig(data="data/x", out="runs/y", init="a.pt", freeze_encoder=True, wandb=False,
-                                   event_codes=2, lr=4e-5, fine_dilations="2,4")
+                                   event_codes=2, lr=4e-5, fine_dilations="2,4", unroll_latent="real")
     words = shlex.split(training_command(config))
     assert "--freeze-encoder" in words and "--no-wandb" in words and "True" not in words
     args = build_parser().parse_args(words[1:])

@@ -11,6 +11,11 @@ Rollout stability: with probability `unroll` a batch's context is the model's ow
 1..`unroll_steps` steps (latents inferred from the real video, no gradient) from the real frames
 before, and is trained to continue from its own outputs to the real next frame (DESIGN's lessons:
 autoregressive rollouts drift otherwise). With `unroll_steps` 1 only the newest frame is replaced.
+What the encoder reads before the real next frame is the model's own last frame by default
+(`--unroll-latent generated`, as the shipped model was trained); the latent can then spend its few
+codes on the correction from the model's frame to the real one, which no action map can predict.
+`--unroll-latent real` gives the encoder the real last frame, so an unrolled batch's latent is the
+one the action map is trained to give, and the decoder learns to follow it from its own frames.
 
 Serves: a ball appears only on the step after FIRE, from a frame with no ball in play. Such
 transitions are about 0.5% of the data, too rare for the 8-code latent to spend a code on them, and
@@ -84,6 +89,12 @@ class WorldModelTrainConfig:
                                                           "own rollout"})
     unroll_steps: int = field(default=1, metadata={"help": "most steps the model rolls out on its own to make an "
                                                            "unrolled batch's context (1..N, uniform)"})
+    unroll_latent: str = field(default="generated", metadata={"help": "what the encoder reads before the real next "
+                                                                    "frame in an unrolled batch: 'generated' (the "
+                                                                    "model's own last frame; the latent can then "
+                                                                    "carry the correction to the real frame) or "
+                                                                    "'real' (the real last frame, as the action map's "
+                                                                    "labels are made)"})
     serve_share: float = field(default=0.0, metadata={"help": "share of each batch drawn from transitions that "
                                                               "leave a frame with no ball in play (serve or not)"})
     ball_share: float = field(default=0.0, metadata={"help": "share of each batch drawn from transitions where the "
@@ -407,6 +418,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         raise ValueError("--freeze-encoder needs --init: an untrained encoder would stay untrained")
     if config.position_only and not (config.init and config.position_embedding):
         raise ValueError("--position-only needs --init and --position-embedding: it trains the embedding alone")
+    if config.unroll_latent not in ("generated", "real"):
+        raise ValueError(f"--unroll-latent must be 'generated' or 'real', got {config.unroll_latent!r}")
     if not 0 <= config.event_codes <= 2:
         raise ValueError(f"--event-codes must be 0, 1 (serves) or 2 (serves and lost lives), got {config.event_codes}")
     torch.set_num_threads(config.threads)
@@ -534,8 +547,12 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
             serve = None
             if config.serve_label > 0:
                 serve = (probe, torch.from_numpy(labels[index]), config.serve_label)
+            real_last = None
+            if config.unroll_latent == "real":  # the real frame before the target, whatever the context holds
+                real_last = torch.from_numpy(train.frames[train.starts[index]])
             loss, metrics = model.loss(context, target, false_changes=served, serve_probe=serve,
-                                       events=None if events is None else torch.from_numpy(events[index]))
+                                       events=None if events is None else torch.from_numpy(events[index]),
+                                       encoder_last=real_last)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([*model.parameters(), *probe.parameters()], 1.0)

@@ -184,7 +184,8 @@ class WorldModel(nn.Module):
 
     def loss(self, context: torch.Tensor, target: torch.Tensor, false_changes: torch.Tensor | None = None,
              serve_probe: tuple[nn.Module, torch.Tensor, float] | None = None,
-             events: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+             events: torch.Tensor | None = None, encoder_last: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, dict]:
         """context (B, k, 210, 160), target (B, 210, 160) class ids -> (loss, metrics).
 
         Changed pixels weigh `changed_weight` more. In the samples that `false_changes` (B,) marks,
@@ -196,8 +197,14 @@ class WorldModel(nn.Module):
         added. The probe sees only the code, so the encoder has to give serves a code of their own.
 
         `events` (B,) labels each transition's event (-1: none, i: `lam.EVENTS[i]`) for a model with
-        event codes: events take their code (`VectorQuantizer`)."""
-        latent, index, vq_loss = self.encoder(context[:, -1], target, events)
+        event codes: events take their code (`VectorQuantizer`).
+
+        `encoder_last` (B, 210, 160): the frame the encoder reads before `target`, where it is not the
+        context's last: in a batch whose context the model rolled out itself, the real frame keeps the
+        latent the action the video shows, as the action map will give it, instead of the correction
+        from the model's frame to the real one."""
+        last = context[:, -1] if encoder_last is None else encoder_last
+        latent, index, vq_loss = self.encoder(last, target, events)
         logits = self.decoder(context, latent)
         changed = target != context[:, -1]
         weighted = changed
