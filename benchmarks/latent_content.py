@@ -7,7 +7,9 @@ all an action map sees. On held-out transitions, latents inferred from the real 
 labels), it prints per checkpoint:
 - codes in use and the code entropy H (bits);
 - the mutual information (bits, plug-in estimate) of the code with the real action, with the paddle's
-  step (RAM) and with the ball's step (RAM; transitions with a ball in play on both frames);
+  step (RAM), with the paddle's position before the step (8 px bins; the decoder sees it in the
+  context, so a code that carries it says nothing the decoder needs) and with the ball's step (RAM;
+  transitions with a ball in play on both frames);
 - controllable: the share of transitions whose code is the most common code of its case (action,
   the paddle's last step, the paddle's position in 8 px bins), fitted on every other held-out
   episode and measured on the others (an unseen case falls back to the action and last step, then
@@ -66,9 +68,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print("| checkpoint | codes used | H(code) bits | I(code; action) | I(code; paddle step) | I(code; ball step) "
-          "| controllable |")
-    print("|---|---|---|---|---|---|---|")
+    print("| checkpoint | codes used | H(code) bits | I(code; action) | I(code; paddle step) | I(code; paddle position) "
+          "| I(code; ball step) | controllable |")
+    print("|---|---|---|---|---|---|---|---|")
     for path in [p.strip() for p in args.checkpoints.split(",") if p.strip()]:
         model = load_world_model(path)
         store = held_out_store(model, args.data)
@@ -104,6 +106,7 @@ def main() -> None:
         hits = [guess(a, s, p) == c for a, s, p, c in zip(action[~fit], last[~fit], position[~fit], codes[~fit])]
         print(f"| {path} | {len(np.unique(codes))} of {model.config.codes} | {entropy(codes):.2f} "
               f"| {mutual_information(codes, action):.2f} | {mutual_information(codes, step):.2f} "
+              f"| {mutual_information(codes, position // 8):.2f} "
               f"| {mutual_information(codes[ball], ball_key[ball]):.2f} | {100 * np.mean(hits):.1f}% |")
     print(f"({len(index)} held-out transitions per checkpoint, {int(ball.sum())} with a ball in play on both frames; "
           f"controllable fitted on {int(fit.sum())}, measured on {int((~fit).sum())})")

@@ -348,6 +348,16 @@ def test_encoder_can_read_the_real_last_frame_of_an_unrolled_context(episodes_di
     assert rolled > 0  # the model's own frames differ from the real ones somewhere
     with pytest.raises(ValueError, match="--unroll-latent"):
         train_world_model(dataclasses.replace(config, unroll_latent="fake"), progress=False)
+    # --no-unroll-encoder: unrolled batches train the decoder alone
+    monkeypatch.undo()
+    frozen = dataclasses.replace(config, out=str(tmp_path / "f"), unroll_encoder=False)
+    train_world_model(frozen, progress=False)
+    torch.manual_seed(frozen.seed)
+    before = WorldModel(frozen.model_config(train.table.colors)).state_dict()
+    after = load_world_model(tmp_path / "f" / "world_model.pt").state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    assert "--no-unroll-encoder" in load_world_model(tmp_path / "f" / "world_model.pt").summary["training_command"]
 
 
 def test_serve_transitions_leave_frames_without_a_ball(episodes_dir):
@@ -506,7 +516,8 @@ def test_training_command_parses_back_to_its_config():
     from train.world_model import training_command
 
     config = WorldModelTrainConfig(data="data/x", out="runs/y", init="a.pt", freeze_encoder=True, wandb=False,
-                                   event_codes=2, lr=4e-5, fine_dilations="2,4", unroll_latent="real")
+                                   event_codes=2, lr=4e-5, fine_dilations="2,4", unroll_latent="real",
+                                   unroll_encoder=False)
     words = shlex.split(training_command(config))
     assert "--freeze-encoder" in words and "--no-wandb" in words and "True" not in words
     args = build_parser().parse_args(words[1:])

@@ -16,6 +16,8 @@ What the encoder reads before the real next frame is the model's own last frame 
 codes on the correction from the model's frame to the real one, which no action map can predict.
 `--unroll-latent real` gives the encoder the real last frame, so an unrolled batch's latent is the
 one the action map is trained to give, and the decoder learns to follow it from its own frames.
+Even then the latent can carry what the model's frames got wrong (where the ball really is), so
+`--no-unroll-encoder` keeps the encoder out of unrolled batches: they train the decoder alone.
 
 Serves: a ball appears only on the step after FIRE, from a frame with no ball in play. Such
 transitions are about 0.5% of the data, too rare for the 8-code latent to spend a code on them, and
@@ -95,6 +97,10 @@ class WorldModelTrainConfig:
                                                                     "carry the correction to the real frame) or "
                                                                     "'real' (the real last frame, as the action map's "
                                                                     "labels are made)"})
+    unroll_encoder: bool = field(default=True, metadata={"help": "let unrolled batches train the encoder too; "
+                                                                 "--no-unroll-encoder: they train the decoder alone, "
+                                                                 "so only batches with real contexts set what the "
+                                                                 "codes mean"})
     serve_share: float = field(default=0.0, metadata={"help": "share of each batch drawn from transitions that "
                                                               "leave a frame with no ball in play (serve or not)"})
     ball_share: float = field(default=0.0, metadata={"help": "share of each batch drawn from transitions where the "
@@ -539,8 +545,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
             step = counters["step"]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
-            context, target, served, index = sample_batch(train, model, config, rng,
-                                                          unroll=rng.random() < config.unroll, serves=serves,
+            unrolled = rng.random() < config.unroll
+            context, target, served, index = sample_batch(train, model, config, rng, unroll=unrolled, serves=serves,
                                                           balls=balls)
             if config.freeze_encoder or config.position_only:
                 model.encoder.eval()  # no dead-code reset either
@@ -552,7 +558,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
                 real_last = torch.from_numpy(train.frames[train.starts[index]])
             loss, metrics = model.loss(context, target, false_changes=served, serve_probe=serve,
                                        events=None if events is None else torch.from_numpy(events[index]),
-                                       encoder_last=real_last)
+                                       encoder_last=real_last, train_encoder=config.unroll_encoder or not unrolled)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([*model.parameters(), *probe.parameters()], 1.0)

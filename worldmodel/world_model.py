@@ -184,8 +184,8 @@ class WorldModel(nn.Module):
 
     def loss(self, context: torch.Tensor, target: torch.Tensor, false_changes: torch.Tensor | None = None,
              serve_probe: tuple[nn.Module, torch.Tensor, float] | None = None,
-             events: torch.Tensor | None = None, encoder_last: torch.Tensor | None = None
-             ) -> tuple[torch.Tensor, dict]:
+             events: torch.Tensor | None = None, encoder_last: torch.Tensor | None = None,
+             train_encoder: bool = True) -> tuple[torch.Tensor, dict]:
         """context (B, k, 210, 160), target (B, 210, 160) class ids -> (loss, metrics).
 
         Changed pixels weigh `changed_weight` more. In the samples that `false_changes` (B,) marks,
@@ -202,9 +202,20 @@ class WorldModel(nn.Module):
         `encoder_last` (B, 210, 160): the frame the encoder reads before `target`, where it is not the
         context's last: in a batch whose context the model rolled out itself, the real frame keeps the
         latent the action the video shows, as the action map will give it, instead of the correction
-        from the model's frame to the real one."""
+        from the model's frame to the real one.
+
+        `train_encoder` False: the encoder and its codebook get no gradient and no VQ loss from this
+        batch, so only the decoder learns from it (what the codes mean is set by other batches)."""
         last = context[:, -1] if encoder_last is None else encoder_last
-        latent, index, vq_loss = self.encoder(last, target, events)
+        if train_encoder:
+            latent, index, vq_loss = self.encoder(last, target, events)
+        else:
+            mode = self.encoder.training
+            self.encoder.eval()  # no dead-code reset either
+            with torch.no_grad():
+                latent, index, _ = self.encoder(last, target, events)
+            self.encoder.train(mode)
+            vq_loss = latent.new_zeros(())
         logits = self.decoder(context, latent)
         changed = target != context[:, -1]
         weighted = changed
