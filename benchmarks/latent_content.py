@@ -68,8 +68,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print("| checkpoint | codes used | H(code) bits | I(code; action) | I(code; paddle step) | I(code; paddle position) "
-          "| I(code; ball step) | controllable |")
+    print("| checkpoint | codes used | H(code) bits | I(code; action) | I(code; paddle step) "
+          "| I(code; paddle position) | I(code; ball step) | controllable |")
     print("|---|---|---|---|---|---|---|---|")
     for path in [p.strip() for p in args.checkpoints.split(",") if p.strip()]:
         model = load_world_model(path)

@@ -603,7 +603,7 @@ def test_ablation_cli(episodes_dir, tmp_path):
             "context1-codes8,context2-codes64", "--steps", "2", "--batch-size", "2", "--width", "8",
             "--max-episodes", "4", "--holdout-every", "2", "--transitions", "4", "--segments", "2", "--horizon", "3",
             "--quiet")
-    result = run(*args)
+    result = run(*args, timeout=300)  # two trainings and evaluations: slow on a shared CPU
     assert result.returncode == 0, result.stderr
     rows = json.loads((out / "ablation.json").read_text())["rows"]
     assert [(r["context"], r["codes"], r["updates"]) for r in rows] == [(1, 8, 2), (2, 64, 2)]
@@ -611,17 +611,17 @@ def test_ablation_cli(episodes_dir, tmp_path):
     assert load_world_model(out / "context2-codes64" / "world_model.pt").config.codes == 64
     report = out / "context1-codes8" / "eval" / "report.json"
     evaluated_at = report.stat().st_mtime_ns
-    result = run(*args)  # finished runs are not trained again, nor evaluated again with the same settings
+    result = run(*args, timeout=300)  # finished runs are not trained again, nor evaluated again with the same settings
     assert result.returncode == 0 and "resuming from" not in result.stderr
     assert report.stat().st_mtime_ns == evaluated_at
-    result = run(*args, "--variants", "context2-codes64")  # a run of one variant keeps the other's row
+    result = run(*args, "--variants", "context2-codes64", timeout=300)  # a run of one variant keeps the other's row
     assert result.returncode == 0, result.stderr
     rows = json.loads((out / "ablation.json").read_text())["rows"]
     assert [r["variant"] for r in rows] == ["context1-codes8", "context2-codes64"]
     stale = json.loads(report.read_text())
     stale["prediction_version"] = 1  # made before predictions changed: evaluated again
     report.write_text(json.dumps(stale))
-    result = run(*args, "--variants", "context1-codes8")
+    result = run(*args, "--variants", "context1-codes8", timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(report.read_text())["prediction_version"] > 1
     result = run(*args, "--variants", "context1-codes8", "--horizon", "2")  # the last value of an option wins
