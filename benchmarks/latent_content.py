@@ -27,6 +27,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import torch
 
+from train.action_map import label_latents
 from train.evaluate import held_out_store
 from train.world_model import store_ram
 from worldmodel.breakout import ram_ball_in_play, ram_ball_positions, ram_paddle_x
@@ -50,15 +51,6 @@ def entropy(a: np.ndarray) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-@torch.no_grad()
-def infer_codes(model, store, index: np.ndarray, batch: int = 64) -> np.ndarray:
-    codes = []
-    for i in range(0, len(index), batch):
-        context, target = store.batch(index[i:i + batch], model.context_length)
-        codes.append(model.infer_latent_ids(torch.from_numpy(context), torch.from_numpy(target)).numpy())
-    return np.concatenate(codes)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="the models' training data folder (held-out episodes are used)")
@@ -80,7 +72,7 @@ def main() -> None:
         start = store.starts[index]
         first = np.isin(start, store.offsets[:-1])
         index, start = index[~first], start[~first]  # the paddle's last step needs the frame before
-        codes = infer_codes(model, store, index)
+        codes = label_latents(model, store, index, progress=False, desc="codes")
         action = store.actions[index]  # per transition, as `starts`
         x = ram[:, 72].astype(np.int64)  # ram_paddle_x without the offset
         step, last = x[start + 1] - x[start], x[start] - x[start - 1]
