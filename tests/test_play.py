@@ -28,7 +28,8 @@ def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("play")
     data, wm, am = root / "data", root / "wm", root / "am"
     for args in (("record", "--episodes", "4", "--policy", "tracker", "--max-steps", "40", "--out", str(data)),
-                 ("train", "world-model", "--data", str(data), "--out", str(wm), "--tiny", "--event-codes", "2"),
+                 ("train", "world-model", "--data", str(data), "--out", str(wm), "--tiny", "--event-codes", "2",
+                  "--event-head"),
                  ("train", "action-map", "--data", str(data), "--world-model", str(wm / "world_model.pt"),
                   "--out", str(am), "--tiny", "--serves")):
         result = run(*args, "--quiet")
@@ -76,6 +77,7 @@ def test_action_map_labels_events_by_their_codes(models):
     from worldmodel.world_model import load_world_model
 
     world_model = load_world_model(models["checkpoint"])
+    assert world_model.config.event_head and world_model.encoder.event_head is not None
     assert world_model.config.event_codes == 2 and load_action_map(models["action_map"]).config.codes == world_model.config.codes
     train, _ = load_split(WorldModelTrainConfig.tiny(str(models["data"]), "unused", max_episodes=4, holdout_every=2),
                           world_model.table, progress=False)

@@ -22,10 +22,11 @@ from worldmodel.world_model import WorldModel, WorldModelConfig, load_world_mode
 COLORS = ((0, 0, 0), (142, 142, 142), (200, 72, 72), (66, 72, 200))
 
 
-def tiny_model(context=2, codes=4, fine_dilations=(), event_codes=0) -> WorldModel:
+def tiny_model(context=2, codes=4, fine_dilations=(), event_codes=0, event_head=False) -> WorldModel:
     torch.manual_seed(0)
     return WorldModel(WorldModelConfig(colors=COLORS, context=context, codes=codes, widths=(8, 16, 32),
-                                       encoder_width=8, fine_dilations=fine_dilations, event_codes=event_codes))
+                                       encoder_width=8, fine_dilations=fine_dilations, event_codes=event_codes,
+                                       event_head=event_head))
 
 
 def test_one_hot_blocks_matches_pixel_unshuffle():
@@ -447,10 +448,13 @@ def test_serve_probe_reads_the_code_and_trains_the_encoder():
     assert torch.equal(probe(same)[0], probe(same)[1])
 
 
-def test_event_codes_take_labelled_transitions_and_the_encoder_learns_them():
+@pytest.mark.parametrize("event_head", [False, True])
+def test_event_codes_take_labelled_transitions_and_the_encoder_learns_them(event_head):
     """Labelled events take their reserved code and the rest a free one; the event cross-entropy
-    teaches the encoder to pick the event codes itself, so that inference without labels finds them."""
-    model = tiny_model(codes=6, event_codes=2)
+    (on the code similarities, or on the event head) teaches the encoder to pick the event codes
+    itself, so that inference without labels finds them."""
+    model = tiny_model(codes=6, event_codes=2, event_head=event_head)
+    assert (model.encoder.event_head is not None) == event_head
     torch.manual_seed(1)
     ids = torch.randint(0, len(COLORS), (4, 2, 210, 160), dtype=torch.uint8)
     context, target = ids, torch.randint(0, len(COLORS), (4, 210, 160), dtype=torch.uint8)
@@ -468,6 +472,29 @@ def test_event_codes_take_labelled_transitions_and_the_encoder_learns_them():
         optimizer.step()
     assert model.infer_latent_ids(context, target)[1:3].tolist() == [4, 5]
     assert (model.infer_latent_ids(context, target)[[0, 3]] < 4).all()
+
+
+def test_event_head_keeps_events_out_of_the_free_codes():
+    """With the event head, labelled events add nothing to the codebook and commitment losses (without
+    it they do), and the decoder's gradient reaches an event code's row instead of the event
+    sample's encoder output; a plain sample's reaches the encoder, straight through."""
+    torch.manual_seed(2)
+    events, logits = torch.tensor([-1, 0, 1, -1]), torch.randn(4, 3)
+    for head in (True, False):
+        vq = tiny_model(codes=6, event_codes=2, event_head=head).encoder.vq
+        z = torch.randn(4, vq.codebook.shape[1])
+        moved = z.clone()
+        moved[1:3] = torch.randn(2, z.shape[1])  # only the events' encoder outputs differ
+        same = torch.isclose(vq(z, events, logits if head else None)[2],
+                             vq(moved, events, logits if head else None)[2])
+        assert bool(same) == head  # without the head, the events pull on the codes
+    vq = tiny_model(codes=6, event_codes=2, event_head=True).encoder.vq
+    z = torch.randn(2, z.shape[1], requires_grad=True)
+    out, index, _ = vq(z, torch.tensor([-1, 1]), torch.zeros(2, 3))
+    assert index[1] == 5
+    out.sum().backward()
+    assert vq.codebook.grad[5].abs().sum() > 0 and z.grad[0].abs().sum() > 0
+    assert z.grad[1].abs().sum() == 0  # the event sample's own output does not reach the decoder
 
 
 def test_dead_code_reset_spares_event_codes():

@@ -113,6 +113,10 @@ class WorldModelTrainConfig:
                                                           "lost lives"})
     event_weight: float = field(default=1.0, metadata={"help": "weight of the event labels' cross-entropy on the "
                                                                "encoder's code choice"})
+    event_head: bool = field(default=False, metadata={"help": "a classifier on the encoder's features picks the "
+                                                              "event codes, so the events never pull on where the "
+                                                              "free codes lie (off: the event cross-entropy acts "
+                                                              "on the code similarities, as ev12 was trained)"})
     freeze_encoder: bool = field(default=False, metadata={"help": "train the decoder only: the encoder and its "
                                                                   "codebook stay as --init made them (new event "
                                                                   "codes keep their random vectors)"})
@@ -144,7 +148,8 @@ class WorldModelTrainConfig:
     def model_config(self, colors: tuple) -> WorldModelConfig:
         w = self.width
         config = WorldModelConfig(colors=colors, context=self.context, codes=self.codes + self.event_codes,
-                                  event_codes=self.event_codes, latent_dim=self.latent_dim, widths=(w, 2 * w, 4 * w),
+                                  event_codes=self.event_codes, event_head=self.event_head and self.event_codes > 0,
+                                  latent_dim=self.latent_dim, widths=(w, 2 * w, 4 * w),
                                   encoder_width=w, fine_dilations=self.dilations(),
                                   position_embedding=self.position_embedding)
         if self.event_codes:  # the lost-life code changes the lives digit: no stronger hold on the digits
@@ -387,13 +392,16 @@ def check_init(config: WorldModelTrainConfig, init: WorldModel, model: WorldMode
                          f"folder it was trained from ({init.summary.get('data')})")
     weights = init.state_dict()
     codebook = weights["encoder.vq.codebook"]
+    own = model.state_dict()
     if config.event_codes and init.config.event_codes == 0 and len(codebook) == config.codes:
         # event codes are new rows after the init's codes; the rest of the model is unchanged
-        own = model.state_dict()
         weights["encoder.vq.codebook"] = torch.cat([codebook, own["encoder.vq.codebook"][len(codebook):]])
         weights["encoder.vq.idle"] = torch.cat([weights["encoder.vq.idle"], own["encoder.vq.idle"][len(codebook):]])
+    for key in own:  # a new event head starts as this model's fresh one
+        if key.startswith("encoder.event_head.") and key not in weights:
+            weights[key] = own[key]
     if config.position_embedding and not init.config.position_embedding:
-        weights["decoder.position"] = model.state_dict()["decoder.position"]  # zero: starts as the init
+        weights["decoder.position"] = own["decoder.position"]  # zero: starts as the init
     load_weights(model, weights, config.init)
     if init.summary.get("held_out_episodes") and list(init.summary["held_out_episodes"]) != list(held.names):
         raise ValueError(f"--init {config.init}: it held out other episodes than this run would; fine-tuning "
@@ -436,8 +444,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     table = None
     if saved:
         for key in ("context", "codes", "event_codes", "latent_dim", "width", "fine_dilations", "holdout_every",
-                    "max_episodes", "position_embedding"):
-            defaults = dict(event_codes=0, position_embedding=False)  # runs made before these options had none
+                    "max_episodes", "position_embedding", "event_head"):
+            defaults = dict(event_codes=0, position_embedding=False, event_head=False)  # runs made before these options had none
             before = saved["config"].get(key, defaults.get(key, ""))
             if before != getattr(config, key):
                 raise ValueError(f"{state_path}: was trained with {key}={before!r}, not "

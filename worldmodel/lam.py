@@ -44,6 +44,10 @@ class LAMConfig:
     events: int = field(default=0, metadata={"help": "codes at the end of the codebook set aside for events "
                                                      "(`EVENTS`), taught by labels in training"})
     event_weight: float = field(default=1.0, metadata={"help": "weight of the event labels' cross-entropy"})
+    event_head: bool = field(default=False, metadata={"help": "a classifier on the encoder's features picks the "
+                                                              "event codes, so the free codes are placed by the "
+                                                              "decoder's gradient alone (False: the event "
+                                                              "cross-entropy acts on the code similarities)"})
 
 
 EVENTS = ("serve", "life lost")  # the event codes, in order, after the free codes
@@ -58,7 +62,12 @@ class VectorQuantizer(nn.Module):
     time (`EVENTS`: a serve, a lost life). Given labels, a transition with an event takes its code and
     the others the nearest free code, so the decoder learns what each event code means from the
     start, and a cross-entropy over (best free code, event codes) teaches the encoder to pick them
-    itself. Without labels (inference) the nearest of all codes wins."""
+    itself. Without labels (inference) the nearest of all codes wins.
+
+    With `event_logits` (B, 1 + events) from the encoder's event head, the head picks instead: its
+    cross-entropy against the labels trains it, an event's code is a plain embedding the decoder's
+    gradient shapes, and only the other samples take part in the codebook, commitment and diversity
+    losses, so the events never pull on where the free codes lie."""
 
     def __init__(self, codes: int, dim: int, commitment: float, dead_after: int, diversity: float = 0.1,
                  temperature: float = 0.1, events: int = 0, event_weight: float = 1.0):
@@ -78,10 +87,11 @@ class VectorQuantizer(nn.Module):
     def lookup(self, index: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.codebook, dim=1)[index]
 
-    def forward(self, z: torch.Tensor, event: torch.Tensor | None = None
+    def forward(self, z: torch.Tensor, event: torch.Tensor | None = None, event_logits: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """z: (B, D), event: (B,) labels (-1: none, i: `EVENTS[i]`) or None -> (quantized (B, D) with
-        straight-through gradient, index (B,), VQ loss)."""
+        """z: (B, D), event: (B,) labels (-1: none, i: `EVENTS[i]`) or None, event_logits: the event
+        head's (B, 1 + events) or None -> (quantized (B, D) with straight-through gradient, index (B,),
+        VQ loss)."""
         z = F.normalize(z, dim=1)
         codebook = F.normalize(self.codebook, dim=1)
         similarity = z @ codebook.t()  # (B, codes)
@@ -89,7 +99,15 @@ class VectorQuantizer(nn.Module):
         free = len(codebook) - self.events
         event_loss = z.new_zeros(())
         labelled = event is not None and self.events > 0
-        if labelled:
+        head = event_logits is not None and self.events > 0
+        if head:
+            picked = event_logits.argmax(dim=1) - 1  # -1: no event
+            chosen = event if labelled else picked
+            index = torch.where(chosen >= 0, free + chosen.clamp(min=0), similarity[:, :free].argmax(dim=1))
+            if labelled:
+                event_loss = self.event_weight * F.cross_entropy(event_logits, event + 1)
+                self.event_error = (picked != event).float().mean().item()
+        elif labelled:
             nearest = index
             index = torch.where(event >= 0, free + event.clamp(min=0), similarity[:, :free].argmax(dim=1))
             logits = torch.cat([torch.logsumexp(similarity[:, :free] / self.temperature, dim=1, keepdim=True),
@@ -97,8 +115,13 @@ class VectorQuantizer(nn.Module):
             event_loss = self.event_weight * F.cross_entropy(logits, event + 1)
             self.event_error = (nearest != index).float().mean().item()
         quantized = codebook[index]
-        loss = F.mse_loss(quantized, z.detach()) + self.commitment * F.mse_loss(z, quantized.detach()) + event_loss
-        plain = event < 0 if labelled else torch.ones_like(index, dtype=torch.bool)  # samples without an event
+        if head:
+            plain = index < free
+        else:
+            plain = event < 0 if labelled else torch.ones_like(index, dtype=torch.bool)  # samples without an event
+        keep = plain.float()[:, None] if head else 1.0  # the head's events stay out of the code geometry
+        loss = ((keep * (quantized - z.detach()) ** 2).mean()
+                + self.commitment * (keep * (z - quantized.detach()) ** 2).mean() + event_loss)
         if self.diversity and plain.any():  # over the free codes and plain samples: events are rare by nature
             mean_assignment = F.softmax(similarity[plain, :free] / self.temperature, dim=1).mean(dim=0)  # (free,)
             entropy = -(mean_assignment * torch.log(mean_assignment + 1e-9)).sum()
@@ -107,7 +130,10 @@ class VectorQuantizer(nn.Module):
             fit = similarity.detach().gather(1, index[:, None]).squeeze(1)
             fit = torch.where(plain, fit, torch.full_like(fit, math.inf))  # an event never seeds a free code
             self._reset_dead(z.detach(), index, fit)
-        return z + (quantized - z).detach(), index, loss
+        out = z + (quantized - z).detach()
+        if head:  # an event's code is an embedding: the decoder's gradient reaches its row
+            out = torch.where(plain[:, None], out, quantized)
+        return out, index, loss
 
     @torch.no_grad()
     def _reset_dead(self, z: torch.Tensor, index: torch.Tensor, fit: torch.Tensor) -> None:
@@ -137,6 +163,7 @@ class LatentActionEncoder(nn.Module):
             nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1), nn.ReLU(),  # (B, 2w, 14, 10)
         )
         self.head = nn.Linear(4 * w, config.latent_dim)
+        self.event_head = nn.Linear(4 * w, 1 + config.events) if config.events and config.event_head else None
         self.vq = VectorQuantizer(config.codes, config.latent_dim, config.commitment, config.dead_after,
                                   config.diversity, events=config.events, event_weight=config.event_weight)
 
@@ -150,4 +177,6 @@ class LatentActionEncoder(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """last, nxt: (B, 210, 160) class ids, event: (B,) labels or None (see `VectorQuantizer`) ->
         (code vector (B, D), index (B,), VQ loss)."""
-        return self.vq(self.head(self.features(last, nxt)), event)
+        features = self.features(last, nxt)
+        event_logits = None if self.event_head is None else self.event_head(features)
+        return self.vq(self.head(features), event, event_logits)

@@ -44,6 +44,8 @@ class WorldModelConfig:
     codes: int = field(default=8, metadata={"help": "latent actions in the codebook, event codes included"})
     event_codes: int = field(default=0, metadata={"help": "the codebook's last codes, set aside for events the "
                                                           "context cannot time (`lam.EVENTS`: serve, life lost)"})
+    event_head: bool = field(default=False, metadata={"help": "a classifier on the encoder's features picks the "
+                                                              "event codes (`lam.LAMConfig.event_head`)"})
     latent_dim: int = field(default=16, metadata={"help": "width of a latent code vector"})
     widths: tuple = field(default=(32, 64, 128), metadata={"help": "decoder channels at 53x40, 27x20, 14x10"})
     blocks: tuple = field(default=(1, 1, 2), metadata={"help": "residual blocks per level"})
@@ -78,7 +80,7 @@ class WorldModelConfig:
     @property
     def lam(self) -> LAMConfig:
         return LAMConfig(classes=self.classes, codes=self.codes, latent_dim=self.latent_dim, width=self.encoder_width,
-                         events=self.event_codes)
+                         events=self.event_codes, event_head=self.event_head)
 
 
 class ResBlock(nn.Module):
