@@ -109,7 +109,7 @@ def main() -> None:
               f"| {mutual_information(codes, position // 8):.2f} "
               f"| {mutual_information(codes[ball], ball_key[ball]):.2f} | {100 * np.mean(hits):.1f}% |")
         if args.per_code:
-            rows.append(per_code(path, store, start, codes, action, step, in_play, ball_step))
+            rows.append(per_code(path, store, start, codes, action, step, in_play[start + 1], ball, ball_step))
     print(f"({len(index)} held-out transitions per checkpoint, {int(ball.sum())} with a ball in play on both frames; "
           f"controllable fitted on {int(fit.sum())}, measured on {int((~fit).sum())})")
     for table in rows:
@@ -117,12 +117,11 @@ def main() -> None:
 
 
 def per_code(path: str, store, start: np.ndarray, codes: np.ndarray, action: np.ndarray, step: np.ndarray,
-             in_play: np.ndarray, ball_step: np.ndarray) -> str:
+             in_play_after: np.ndarray, ball: np.ndarray, ball_step: np.ndarray) -> str:
     """One markdown row per code: what the transitions that take it look like (see the docstring)."""
     before, after = store.frames[start], store.frames[start + 1]
     changed = (after != before).sum(axis=(1, 2))
     hud = (after[:, :32] != before[:, :32]).sum(axis=(1, 2))  # the score and lives rows
-    ball = in_play[start] & in_play[start + 1]
     lines = [f"{path}", "| code | transitions | changed px | HUD changed px | paddle step | paddle abs step "
              "| ball in play after | ball dx | ball dy | NOOP / FIRE / RIGHT / LEFT |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in np.unique(codes):
@@ -131,7 +130,7 @@ def per_code(path: str, store, start: np.ndarray, codes: np.ndarray, action: np.
         mix = np.bincount(action[m], minlength=4) / m.sum()
         dx, dy = (f"{ball_step[b, 0].mean():+.2f}", f"{ball_step[b, 1].mean():+.2f}") if b.any() else ("", "")
         lines.append(f"| {c} | {m.sum()} | {changed[m].mean():.1f} | {hud[m].mean():.1f} | {step[m].mean():+.1f} "
-                     f"| {np.abs(step[m]).mean():.1f} | {in_play[start + 1][m].mean():.2f} | {dx} | {dy} "
+                     f"| {np.abs(step[m]).mean():.1f} | {in_play_after[m].mean():.2f} | {dx} | {dy} "
                      f"| {' / '.join(f'{v:.2f}' for v in mix)} |")
     return "\n".join(lines)
 
