@@ -280,6 +280,14 @@ def test_train_bad_data_folder(tmp_path):
     assert result.returncode == 2 and "missing" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("device", ["tpu", "cuda:x"] + ([] if torch.cuda.is_available() else ["cuda"]))
+def test_train_bad_device(episodes_dir, tmp_path, device):
+    result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(tmp_path / "o"), "--tiny",
+                 "--device", device)
+    assert result.returncode == 2 and "--device" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o" / "checkpoint.pt").exists()
+
+
 def test_unrolled_context_is_the_models_own_rollout(episodes_dir):
     """An unrolled batch's context ends at the transition's start but holds the model's frames, each
     predicted from the frames before with the latent inferred from the real video."""

@@ -176,7 +176,7 @@ class WorldModel(nn.Module):
         """Logits (B, K, 210, 160) plus the keep bonus on each pixel's class in `last` (B, 210, 160)."""
         b = len(last)
         bonus = self.keep_bonus_rows().repeat_interleave(PATCH, dim=0)[:H].expand(H, W)
-        return logits.scatter_add(1, last[:, None].long(), bonus.expand(b, 1, H, W))
+        return logits.scatter_add(1, last[:, None].long(), bonus.to(logits).expand(b, 1, H, W))
 
     def _decide(self, logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """Logits (B, K, 210, 160) without keep bonus -> class ids (B, 210, 160) as `predict` picks each
@@ -284,9 +284,9 @@ class WorldModel(nn.Module):
         if black is None:
             return ids
         out = ids.clone()
-        lit_classes = torch.from_numpy(self.table.lit)
+        lit_classes = torch.from_numpy(self.table.lit).to(kept.device)
         rows = slice(DIGIT_TOP, DIGIT_TOP + 10)
-        glyphs = torch.from_numpy(DIGIT_GLYPHS.reshape(10, 15)).float()  # (10, 15)
+        glyphs = torch.from_numpy(DIGIT_GLYPHS.reshape(10, 15)).float().to(kept.device)  # (10, 15)
         log_p = kept[:, :, rows].log_softmax(dim=1)  # (B, K, 10, 160)
         lit, dark = torch.logsumexp(log_p[:, lit_classes], dim=1), log_p[:, black]  # (B, 10, 160)
         b = len(ids)
@@ -297,7 +297,8 @@ class WorldModel(nn.Module):
             score = block_lit @ glyphs.T + block_dark @ (1 - glyphs).T  # (B, 10)
             on = glyphs[score.argmax(dim=1)].reshape(b, 5, 1, 3, 1).expand(b, 5, 2, 3, 4).reshape(b, 10, 12).bool()
             colour = lit_classes[kept[:, lit_classes, rows, cols].sum(dim=(2, 3)).argmax(dim=1)]  # (B,)
-            out[:, rows, cols] = torch.where(on, colour[:, None, None].to(out.dtype), torch.tensor(black, dtype=out.dtype))
+            out[:, rows, cols] = torch.where(on, colour[:, None, None].to(out.dtype),
+                                            torch.tensor(black, dtype=out.dtype, device=out.device))
         return out
 
     def place_ball(self, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -315,22 +316,22 @@ class WorldModel(nn.Module):
             return ids
         out = ids.clone()
         top, bottom, left, right = PLAYFIELD_TOP, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT
-        lit_classes = torch.from_numpy(self.table.lit)
-        frames = self.table.to_rgb(ids.numpy())
+        lit_classes = torch.from_numpy(self.table.lit).to(logits.device)
+        frames = self.table.to_rgb(ids.cpu().numpy())  # the parser reads RGB frames on the CPU
         for b, frame in enumerate(frames):
             playfield = read_playfield(frame)
             ball = playfield.ball_pixels
             if not ball.any():
                 continue
             field = logits[b, :, top:bottom, left:right]  # (K, 163, 144)
-            free = torch.from_numpy(playfield.free)
+            free = torch.from_numpy(playfield.free).to(logits.device)
             lit_probability = (1.0 - field.softmax(dim=0)[black]) * free
             score = F.avg_pool2d(lit_probability[None, None], (BALL_H, BALL_W), stride=1)[0, 0]
             y, x = divmod(int(score.argmax()), score.shape[1])
             window = (slice(y, y + BALL_H), slice(x, x + BALL_W))
             colour = lit_classes[field[lit_classes][:, window[0], window[1]].max(dim=0).indices]  # most likely lit colour
             region = out[b, top:bottom, left:right]  # a view
-            region[torch.from_numpy(ball)] = black
+            region[torch.from_numpy(ball).to(out.device)] = black
             region[window] = torch.where(free[window], colour.to(out.dtype), region[window])
         return out
 
