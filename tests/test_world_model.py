@@ -275,6 +275,19 @@ def test_train_resume_and_evaluate_cli(episodes_dir, tmp_path):
     assert (report_dir / "metrics.png").stat().st_size > 0 and (report_dir / "rollout-0.gif").exists()
 
 
+def test_stop_at_then_resume_with_other_unrolls(episodes_dir, tmp_path):
+    """--stop-at ends a run inside its schedule; a resume with longer unrolls goes on from there and the
+    history records both commands. A stop outside the schedule is refused before training."""
+    config = WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "wm"), max_episodes=4, holdout_every=2)
+    with pytest.raises(ValueError, match="--stop-at"):
+        train_world_model(dataclasses.replace(config, stop_at=7), progress=False)
+    assert train_world_model(dataclasses.replace(config, stop_at=3), progress=False)["steps"] == 3
+    summary = train_world_model(dataclasses.replace(config, unroll=0.5, unroll_steps=2), progress=False)
+    assert summary["steps"] == config.steps
+    assert [h["from_update"] for h in summary["history"]] == [0, 3]
+    assert "--stop-at 3" in summary["history"][0]["command"] and "--unroll-steps 2" in summary["history"][1]["command"]
+
+
 def test_train_bad_data_folder(tmp_path):
     result = run("train", "world-model", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--tiny")
     assert result.returncode == 2 and "missing" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -141,6 +141,9 @@ class WorldModelTrainConfig:
     media_every: int = field(default=2_500, metadata={"help": "updates between held-out image strips and GIFs"})
     checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between training checkpoints"})
     max_minutes: float | None = field(default=None, metadata={"help": "stop (with a checkpoint) after this wall time"})
+    stop_at: int | None = field(default=None, metadata={"help": "stop (with a checkpoint) at this update, inside the "
+                                                                 "--steps schedule: a resume with other settings "
+                                                                 "(say, longer unrolls) then goes on from there"})
     wandb: bool = field(default=True, metadata={"help": "log to wandb (offline unless WANDB_MODE says otherwise)"})
 
     def dilations(self) -> tuple[int, ...]:
@@ -448,6 +451,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         raise ValueError(f"--unroll-latent must be 'generated' or 'real', got {config.unroll_latent!r}")
     if not 0 <= config.event_codes <= 2:
         raise ValueError(f"--event-codes must be 0, 1 (serves) or 2 (serves and lost lives), got {config.event_codes}")
+    if config.stop_at is not None and not 0 < config.stop_at <= config.steps:
+        raise ValueError(f"--stop-at must be in 1..--steps ({config.steps}), got {config.stop_at}")
     torch.set_num_threads(config.threads)
     try:
         device = torch.device(config.device)
@@ -571,7 +576,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     previous_sigterm = signal.signal(signal.SIGTERM, on_sigterm)
     model.train()
     try:
-        while counters["step"] < config.steps:
+        last_update = config.steps if config.stop_at is None else config.stop_at
+        while counters["step"] < last_update:
             step = counters["step"]
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
