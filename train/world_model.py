@@ -134,7 +134,7 @@ class WorldModelTrainConfig:
     seed: int = field(default=0, metadata={"help": "seed of initialisation and sampling"})
     threads: int = field(default=2, metadata={"help": "torch threads"})
     device: str = field(default="cpu", metadata={"help": "where the model trains: 'cpu' (the shipped models), "
-                                                         "'cuda' or 'cuda:N' where a GPU is at hand (about 7 to "
+                                                         "'cuda' or 'cuda:N' where a GPU is at hand (about 10 to "
                                                          "16x faster, not bit-identical to a CPU run; the "
                                                          "checkpoints load on a CPU)"})
     log_every: int = field(default=100, metadata={"help": "updates between logged averages"})
