@@ -456,12 +456,12 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     torch.set_num_threads(config.threads)
     try:
         device = torch.device(config.device)
-    except RuntimeError as exc:
-        raise ValueError(f"--device: expected 'cpu', 'cuda' or 'cuda:N', got {config.device!r}") from exc
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device: expected 'cpu', 'cuda' or 'cuda:N', got {config.device!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {config.device}: this torch sees no CUDA GPU; train with --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"--device: expected 'cpu', 'cuda' or 'cuda:N', got {config.device!r}")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "checkpoint.pt"
