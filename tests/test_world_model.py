@@ -540,6 +540,34 @@ def test_dead_code_reset_spares_event_codes():
         tiny_model(codes=2, event_codes=2)
 
 
+def test_serve_input_reaches_the_decoder_and_the_latent_index():
+    """The serve input is a second part of the latent: index = code + codes * serve. Its adapters start at
+    zero; the serve head learns from labels but never trains the encoder."""
+    torch.manual_seed(0)
+    model = WorldModel(WorldModelConfig(colors=COLORS, codes=4, widths=(8, 16, 32), encoder_width=8,
+                                        serve_input=True))
+    assert model.config.latents == 8 and not model.decoder.serve_map.any()
+    context = torch.randint(0, 4, (2, 2, 210, 160), dtype=torch.uint8)
+    target = torch.randint(0, 4, (2, 210, 160), dtype=torch.uint8)
+    for parameter in model.serve_parameters():  # as if trained: the two values now differ
+        parameter.data.normal_()
+    assert not torch.equal(model.predict_ids(context, torch.tensor([1, 1])), model.predict_ids(context, torch.tensor([5, 5])))
+    codes = model.infer_latent_ids(context, target, serves=torch.tensor([False, False]))
+    assert (codes < 4).all()
+    assert torch.equal(model.infer_latent_ids(context, target, serves=torch.tensor([True, False])), codes + torch.tensor([4, 0]))
+    guessed = model.infer_latent_ids(context, target)  # the serve head's guess
+    assert torch.equal(guessed % 4, codes)
+    loss, metrics = model.loss(context, target, serves=torch.tensor([True, False]), train_encoder=False)
+    loss.backward()
+    assert 0 <= metrics["serve_head_error"] <= 1 and metrics["serve_head_loss"] > 0
+    assert model.serve_head.weight.grad.abs().sum() > 0 and model.decoder.serve_map.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.encoder.parameters())
+    with pytest.raises(NeuralBreakoutError, match="0..7"):
+        model.predict(np.zeros((2, 210, 160, 3), np.uint8), 8)
+    with pytest.raises(ValueError, match="needs `serve`"):
+        model.decoder(context, model.encoder.vq.lookup(torch.tensor([0, 1])))
+
+
 def test_event_labels_are_serves_and_lost_lives(episodes_dir):
     config = WorldModelTrainConfig.tiny(str(episodes_dir), "unused", max_episodes=4, holdout_every=2)
     train, _ = load_split(config, progress=False)
@@ -626,6 +654,26 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     frozen = load_world_model(tmp_path / "i" / "world_model.pt").state_dict()
     assert all(torch.equal(grown.state_dict()[k], frozen[k]) for k in frozen if k.startswith("encoder."))
     assert not all(torch.equal(before[k], frozen[k]) for k in before if k.startswith("decoder."))
+    # --serve-input adds the serve input at zero: both of its values predict what the init predicts
+    train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "s0"), steps=0, init=str(init),
+                                                 max_episodes=4, holdout_every=2, serve_input=True), progress=False)
+    added = load_world_model(tmp_path / "s0" / "world_model.pt")
+    base_model = load_world_model(init)
+    assert added.config.serve_input and added.config.latents == 2 * base_model.config.codes
+    assert all(torch.equal(before[k], added.state_dict()[k]) for k in before)
+    context = torch.randint(0, len(base_model.config.colors), (3, 2, 210, 160), dtype=torch.uint8)
+    codes = torch.tensor([0, 1, 2]) % base_model.config.codes
+    served = codes + base_model.config.codes
+    assert torch.equal(added.predict_ids(context, codes), base_model.predict_ids(context, codes))
+    assert torch.equal(added.predict_ids(context, served), base_model.predict_ids(context, codes))
+    # and trains only that: the adapters and the serve head move, every weight of the init stays
+    train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "s1"), init=str(init),
+                                                 max_episodes=4, holdout_every=2, serve_input=True, serve_share=0.5,
+                                                 lr=1e-2), progress=False)
+    tuned = load_world_model(tmp_path / "s1" / "world_model.pt")
+    assert all(torch.equal(before[k], tuned.state_dict()[k]) for k in before)
+    assert tuned.decoder.serve_map.any() and not torch.equal(tuned.serve_head.weight, added.serve_head.weight)
+    assert not torch.equal(tuned.predict_ids(context, served), tuned.predict_ids(context, codes))
     # a model that held out other episodes would be fine-tuned on its own evaluation data
     result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(tmp_path / "d"), "--init",
                  str(init), "--max-episodes", "4", "--holdout-every", "3", "--steps", "1", "--batch-size", "2",
@@ -643,6 +691,8 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     assert result.returncode == 2 and "--position-only needs" in result.stderr
     result = run(*base, "--out", str(tmp_path / "j"), "--freeze-encoder")
     assert result.returncode == 2 and "--freeze-encoder needs --init" in result.stderr
+    result = run(*base, "--out", str(tmp_path / "l"), "--serve-input")
+    assert result.returncode == 2 and "--serve-input needs --init" in result.stderr
 
 
 def test_ablation_cli(episodes_dir, tmp_path):

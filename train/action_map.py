@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from train.logger import command_line
-from train.world_model import WorldModelTrainConfig, load_split, ram_events, serve_transitions
+from train.world_model import WorldModelTrainConfig, load_split, ram_events, ram_serves, serve_transitions
 from worldmodel.action_map import ACTION_MAP_KIND, ActionMap, ActionMapConfig
 from worldmodel.breakout import ACTION_MEANINGS, parse_frame
 from worldmodel.checkpoint import save_checkpoint
@@ -77,10 +77,11 @@ class ActionMapTrainConfig:
 
 @torch.no_grad()
 def label_latents(model: WorldModel, store: FrameStore, index: np.ndarray, progress: bool, desc: str,
-                  events: np.ndarray | None = None, batch: int = 64) -> np.ndarray:
+                  events: np.ndarray | None = None, serves: np.ndarray | None = None, batch: int = 64) -> np.ndarray:
     """The latent action the world model's encoder infers for each transition in `index`; with
     `events` (labels over the store's transitions, `ram_events`), the codes its decoder was trained
-    on: an event's own code, else the nearest free code."""
+    on: an event's own code, else the nearest free code. With `serves` (bool over the store's
+    transitions, `ram_serves`' served) the serve input is the label's, as the decoder was trained."""
     from tqdm import tqdm
 
     out = np.empty(len(index), dtype=np.int64)
@@ -88,7 +89,9 @@ def label_latents(model: WorldModel, store: FrameStore, index: np.ndarray, progr
         chunk = index[i:i + batch]
         context, nxt = store.batch(chunk, model.context_length)
         labels = None if events is None else torch.from_numpy(events[chunk])
-        out[i:i + batch] = model.infer_latent_ids(torch.from_numpy(context), torch.from_numpy(nxt), labels).numpy()
+        served = None if serves is None else torch.from_numpy(serves[chunk])
+        out[i:i + batch] = model.infer_latent_ids(torch.from_numpy(context), torch.from_numpy(nxt), labels,
+                                                  served).numpy()
     return out
 
 
@@ -175,14 +178,20 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     elif config.serves:
         rare = serve_transitions(train, config.data)
         held_serves = serve_transitions(held, config.data)
+    train_served = held_served = None
+    if world_model.config.serve_input:  # label as the decoder learned: the serve input from RAM
+        train_served, held_served = ram_serves(train, config.data)[1], ram_serves(held, config.data)[1]
     train_index = np.union1d(train_index, rare)
     rare_pick = np.flatnonzero(np.isin(train_index, rare))  # their positions in train_index
-    train_latent = label_latents(world_model, train, train_index, progress, "label training latents", train_events)
-    held_latent = label_latents(world_model, held, held_index, progress, "label held-out latents", held_events)
-    held_serve_latent = label_latents(world_model, held, held_serves, progress, "label held-out serves", held_events)
+    train_latent = label_latents(world_model, train, train_index, progress, "label training latents", train_events,
+                                 train_served)
+    held_latent = label_latents(world_model, held, held_index, progress, "label held-out latents", held_events,
+                                held_served)
+    held_serve_latent = label_latents(world_model, held, held_serves, progress, "label held-out serves", held_events,
+                                      held_served)
 
     torch.manual_seed(config.seed)
-    model_config = ActionMapConfig(classes=world_model.config.classes, context=k_map, codes=world_model.config.codes,
+    model_config = ActionMapConfig(classes=world_model.config.classes, context=k_map, codes=world_model.config.latents,
                                    width=config.width, presence=config.presence)
     model = ActionMap(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)

@@ -147,8 +147,8 @@ def serves(model: WorldModel, store: FrameStore, config: EvaluateConfig) -> dict
     still = np.isin(store.actions[index], (NOOP, FIRE))
     separation = None
     if (real_ball & still).any() and (~real_ball & still).any():
-        served = np.bincount(codes[real_ball & still], minlength=model.config.codes) / (real_ball & still).sum()
-        unserved = np.bincount(codes[~real_ball & still], minlength=model.config.codes) / (~real_ball & still).sum()
+        served = np.bincount(codes[real_ball & still], minlength=model.config.latents) / (real_ball & still).sum()
+        unserved = np.bincount(codes[~real_ball & still], minlength=model.config.latents) / (~real_ball & still).sum()
         separation = float(0.5 * np.abs(served - unserved).sum())
     return dict(transitions=len(index), real_serves=int(real_ball.sum()),
                 ball_when_served=float(gen_ball[real_ball].mean()) if real_ball.any() else None,
@@ -201,7 +201,7 @@ def rollouts(model: WorldModel, store: FrameStore, config: EvaluateConfig, rng: 
         generated = model.predict_ids(context, latent)
         context = torch.cat([context[:, 1:], generated[:, None]], dim=1)
         if step <= 4:
-            random_latent = torch.from_numpy(rng.integers(model.config.codes, size=n))
+            random_latent = torch.from_numpy(rng.integers(model.config.latents, size=n))
             random_generated = model.predict_ids(random_context, random_latent)
             random_context = torch.cat([random_context[:, 1:], random_generated[:, None]], dim=1)
         real_rgb, gen_rgb = rgb(real_next.numpy()), rgb(generated.numpy())
@@ -256,7 +256,7 @@ def speed(model: WorldModel, steps: int = 200) -> dict:
         model.predict(context, 0)
     start = time.perf_counter()
     for i in range(steps):
-        frame = model.predict(context, i % model.config.codes)
+        frame = model.predict(context, i % model.config.latents)
         context = np.concatenate([context[1:], frame[None]])
     model_rate = steps / (time.perf_counter() - start)
     start = time.perf_counter()
@@ -317,7 +317,8 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
     report = dict(checkpoint=config.checkpoint or "checkpoints/world_model.pt", data=config.data,
                   held_out_episodes=len(store.names), held_out_transitions=len(store), config=asdict(config),
                   prediction_version=PREDICTION_VERSION,
-                  model=dict(context=model.config.context, codes=model.config.codes,
+                  model=dict(context=model.config.context, codes=model.config.codes, latents=model.config.latents,
+                             serve_input=model.config.serve_input,
                              fine_dilations=list(model.config.fine_dilations), keep_bonus=model.keep_bonus,
                              hud_keep_bonus=model.config.hud_keep_bonus, one_ball=model.config.one_ball,
                              parameters=sum(p.numel() for p in model.parameters()),

@@ -47,6 +47,12 @@ Fine-tuning: `--init PATH` starts from a trained world model's weights (same arc
 held-out episodes) with a fresh optimizer and schedule; the report adds its training time. New event
 codes are added to the init's codebook. `--freeze-encoder` trains the decoder alone, so the free
 codes keep their meaning.
+
+Serve input: every way of teaching the codes the serve also cost the paddle's codes (README, *Event
+codes*). `--serve-input` leaves the codes alone. It adds a second, binary part to the latent action
+(serve or not, labelled from RAM; the latent index is code + codes * serve), read by zero-initialised
+adapters in the decoder, and a head on the encoder's features that learns to infer it. Only those
+train; every weight of `--init` stays as it was, so the codes keep carrying the paddle exactly.
 """
 
 from __future__ import annotations
@@ -72,6 +78,10 @@ from worldmodel.lam import EVENTS
 from worldmodel.world_model import WORLD_MODEL_KIND, WorldModel, WorldModelConfig, load_world_model
 
 TRAIN_STATE_KIND = "world-model-training-state"
+# the serve head's learning rate, as a multiple of --lr: a fresh linear layer on encoder features of
+# small spread (about 0.17) needs weights of several units, which Adam at --lr does not reach in a
+# fine-tune of a few thousand updates (at 1x it learned only the serves' base rate)
+SERVE_HEAD_LR_SCALE = 10.0
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,11 @@ class WorldModelTrainConfig:
     freeze_encoder: bool = field(default=False, metadata={"help": "train the decoder only: the encoder and its "
                                                                   "codebook stay as --init made them (new event "
                                                                   "codes keep their random vectors)"})
+    serve_input: bool = field(default=False, metadata={"help": "give the --init model a serve input (a second, "
+                                                               "binary part of the latent, labelled from RAM) and "
+                                                               "train only it: the decoder's zero-initialised "
+                                                               "adapters and the head that infers it; every other "
+                                                               "weight stays as --init made it"})
     position_only: bool = field(default=False, metadata={"help": "train only the decoder's position embedding (needs "
                                                                  "--init and --position-embedding): the rest stays "
                                                                  "as --init made it, rare events' odds included"})
@@ -162,7 +177,7 @@ class WorldModelTrainConfig:
                                   event_codes=self.event_codes, event_head=self.event_head and self.event_codes > 0,
                                   latent_dim=self.latent_dim, widths=(w, 2 * w, 4 * w),
                                   encoder_width=w, fine_dilations=self.dilations(),
-                                  position_embedding=self.position_embedding)
+                                  position_embedding=self.position_embedding, serve_input=self.serve_input)
         if self.event_codes:  # the lost-life code changes the lives digit: no stronger hold on the digits
             config = dataclasses.replace(config, hud_keep_bonus=config.keep_bonus)
         return config
@@ -417,6 +432,10 @@ def check_init(config: WorldModelTrainConfig, init: WorldModel, model: WorldMode
             weights[key] = own[key]
     if config.position_embedding and not init.config.position_embedding:
         weights["decoder.position"] = own["decoder.position"]  # zero: starts as the init
+    if config.serve_input and not init.config.serve_input:  # zero adapters and a fresh head: starts as the init
+        for key in own:
+            if key not in weights and (".serve_" in key or key.startswith(("serve_head.", "decoder.serve_map"))):
+                weights[key] = own[key]
     load_weights(model, weights, config.init)
     if init.summary.get("held_out_episodes") and list(init.summary["held_out_episodes"]) != list(held.names):
         raise ValueError(f"--init {config.init}: it held out other episodes than this run would; fine-tuning "
@@ -445,6 +464,11 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         raise ValueError(f"--serve-label must be >= 0, got {config.serve_label}")
     if config.freeze_encoder and not config.init:
         raise ValueError("--freeze-encoder needs --init: an untrained encoder would stay untrained")
+    if config.serve_input and not config.init:
+        raise ValueError("--serve-input needs --init: it adds the serve input to a trained world model and trains "
+                         "only that")
+    if config.serve_input and config.event_codes:
+        raise ValueError("--serve-input and --event-codes are two ways to give serves their latent; use one")
     if config.position_only and not (config.init and config.position_embedding):
         raise ValueError("--position-only needs --init and --position-embedding: it trains the embedding alone")
     if config.unroll_latent not in ("generated", "real"):
@@ -469,8 +493,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     table = None
     if saved:
         for key in ("context", "codes", "event_codes", "latent_dim", "width", "fine_dilations", "holdout_every",
-                    "max_episodes", "position_embedding", "event_head"):
-            defaults = dict(event_codes=0, position_embedding=False, event_head=False)  # runs made before these options had none
+                    "max_episodes", "position_embedding", "event_head", "serve_input"):
+            defaults = dict(event_codes=0, position_embedding=False, event_head=False, serve_input=False)  # runs made before these options had none
             before = saved["config"].get(key, defaults.get(key, ""))
             if before != getattr(config, key):
                 raise ValueError(f"{state_path}: was trained with {key}={before!r}, not "
@@ -485,10 +509,22 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     if config.position_only:
         model.requires_grad_(False)
         model.decoder.position.requires_grad_(True)
+    if config.serve_input:
+        model.requires_grad_(False)
+        for parameter in model.serve_parameters():
+            parameter.requires_grad_(True)
     probe = torch.nn.Linear(config.latent_dim, 1)  # the serve label's probe: training only, not exported
     model.to(device)
     probe.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    head = [] if model.serve_head is None else list(model.serve_head.parameters())
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if all(p is not h for h in head)], lr=config.lr,
+                                  weight_decay=0.01)
+
+    def add_groups() -> None:  # the serve probe's, then the serve head's
+        optimizer.add_param_group(dict(params=list(probe.parameters())))
+        if head:
+            optimizer.add_param_group(dict(params=head, lr_scale=SERVE_HEAD_LR_SCALE))
+
     rng = np.random.default_rng(config.seed)
     counters = dict(step=0, wall_s=0.0, cpu_s=0.0)
     wandb_id = None
@@ -498,7 +534,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         load_weights(model, state["model"], state_path)
         if "probe" in state:  # runs saved before the serve label have no probe and one parameter group
             load_weights(probe, state["probe"], state_path)
-            optimizer.add_param_group(dict(params=list(probe.parameters())))
+            add_groups()
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -507,7 +543,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         history = state.get("history") or [dict(from_update=0, command=saved["summary"].get("training_command"))]
         print(f"resuming from {state_path} at update {counters['step']}")
     if len(optimizer.param_groups) == 1:
-        optimizer.add_param_group(dict(params=list(probe.parameters())))
+        add_groups()
     init = load_world_model(config.init) if config.init else None
     if init is not None and not saved:  # a resumed run has its weights already
         check_init(config, init, model, held)
@@ -521,7 +557,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     if config.event_codes:  # one read of the RAM serves both
         waiting, events = ram_events(train, config.data, config.event_codes)
         labels = events == 0  # the served transitions
-    elif config.serve_share > 0 or config.serve_label > 0:
+    elif config.serve_share > 0 or config.serve_label > 0 or config.serve_input:
         waiting, labels = ram_serves(train, config.data)
     if config.serve_share > 0 or config.serve_label > 0:
         serves = np.flatnonzero(waiting)
@@ -580,11 +616,11 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         while counters["step"] < last_update:
             step = counters["step"]
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, config)
+                group["lr"] = lr_at(step, config) * group.get("lr_scale", 1.0)
             unrolled = rng.random() < config.unroll
             context, target, served, index = sample_batch(train, model, config, rng, unroll=unrolled, serves=serves,
                                                           balls=balls)
-            if config.freeze_encoder or config.position_only:
+            if config.freeze_encoder or config.position_only or config.serve_input:
                 model.encoder.eval()  # no dead-code reset either
             serve = None
             if config.serve_label > 0:
@@ -594,7 +630,9 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
                 real_last = torch.from_numpy(train.frames[train.starts[index]]).to(device)
             loss, metrics = model.loss(context, target, false_changes=served, serve_probe=serve,
                                        events=None if events is None else torch.from_numpy(events[index]).to(device),
-                                       encoder_last=real_last, train_encoder=config.unroll_encoder or not unrolled)
+                                       encoder_last=real_last,
+                                       train_encoder=(config.unroll_encoder or not unrolled) and not config.serve_input,
+                                       serves=torch.from_numpy(labels[index]).to(device) if config.serve_input else None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([*model.parameters(), *probe.parameters()], 1.0)

@@ -61,7 +61,7 @@ class NeuralBreakoutEnv(gym.Env):
             torch.set_num_threads(threads)
         self.world_model: WorldModel = load_world_model(checkpoint)
         self.action_map: ActionMap = load_action_map(action_map)
-        if (self.action_map.config.codes != self.world_model.config.codes
+        if (self.action_map.config.codes != self.world_model.config.latents
                 or self.action_map.config.classes != self.world_model.config.classes):
             raise NeuralBreakoutError("the action map was trained for another world model (codes or colours "
                                       "differ): train it again with `neural-breakout train action-map`")

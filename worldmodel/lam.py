@@ -173,10 +173,15 @@ class LatentActionEncoder(nn.Module):
         features = self.net(x)  # (B, 2w, 14, 10)
         return torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)
 
+    def quantize(self, features: torch.Tensor, event: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pooled features (B, 4w), event: (B,) labels or None (see `VectorQuantizer`) -> (code vector
+        (B, D), index (B,), VQ loss)."""
+        event_logits = None if self.event_head is None else self.event_head(features)
+        return self.vq(self.head(features), event, event_logits)
+
     def forward(self, last: torch.Tensor, nxt: torch.Tensor, event: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """last, nxt: (B, 210, 160) class ids, event: (B,) labels or None (see `VectorQuantizer`) ->
         (code vector (B, D), index (B,), VQ loss)."""
-        features = self.features(last, nxt)
-        event_logits = None if self.event_head is None else self.event_head(features)
-        return self.vq(self.head(features), event, event_logits)
+        return self.quantize(self.features(last, nxt), event)
