@@ -338,15 +338,26 @@ def test_encoder_can_read_the_real_last_frame_of_an_unrolled_context(episodes_di
     context = torch.randint(0, len(COLORS), (2, 2, 210, 160), dtype=torch.uint8)
     real_last = torch.randint(0, len(COLORS), (2, 210, 160), dtype=torch.uint8)
     target = torch.randint(0, len(COLORS), (2, 210, 160), dtype=torch.uint8)
-    seen = []
-    model.encoder.register_forward_hook(lambda module, args, output: seen.append((args[0], output[1])))
+    seen, indices = [], []  # what the encoder reads, and the latent it gives
+    features, quantize = model.encoder.features, model.encoder.quantize
+
+    def spy_features(last, nxt):
+        seen.append(last)
+        return features(last, nxt)
+
+    def spy_quantize(*args):
+        out = quantize(*args)
+        indices.append(out[1])
+        return out
+
+    model.encoder.features, model.encoder.quantize = spy_features, spy_quantize
     decoded = []
     model.decoder.register_forward_hook(lambda module, args, output: decoded.append(args[0]))
     model.loss(context, target, encoder_last=real_last)
-    assert torch.equal(seen[-1][0], real_last) and torch.equal(decoded[-1], context)
-    assert torch.equal(seen[-1][1], model.infer_latent_ids(torch.stack([context[:, 0], real_last], 1), target))
+    assert torch.equal(seen[-1], real_last) and torch.equal(decoded[-1], context)
+    assert torch.equal(indices[-1], model.infer_latent_ids(torch.stack([context[:, 0], real_last], 1), target))
     model.loss(context, target)
-    assert torch.equal(seen[-1][0], context[:, -1])
+    assert torch.equal(seen[-1], context[:, -1])
     # in training, every batch is unrolled here: the encoder reads the real frame before each target
     config = WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "r"), unroll=1.0, unroll_steps=3,
                                         unroll_latent="real", max_episodes=4, holdout_every=2)
