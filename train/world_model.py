@@ -434,7 +434,7 @@ def check_init(config: WorldModelTrainConfig, init: WorldModel, model: WorldMode
         weights["decoder.position"] = own["decoder.position"]  # zero: starts as the init
     if config.serve_input and not init.config.serve_input:  # zero adapters and a fresh head: starts as the init
         for key in own:
-            if key not in weights and (".serve_" in key or key.startswith(("serve_head.", "decoder.serve_map"))):
+            if key not in weights and "serve_" in key:  # serve_map, serve_cond, serve_head
                 weights[key] = own[key]
     load_weights(model, weights, config.init)
     if init.summary.get("held_out_episodes") and list(init.summary["held_out_episodes"]) != list(held.names):
