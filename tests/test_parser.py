@@ -63,3 +63,21 @@ def test_rejects_bad_frames(bad):
 def test_blank_frame_has_no_objects():
     info = parse_frame(np.zeros((210, 160, 3), np.uint8))
     assert info.ball is None and info.paddle_x is None and not info.bricks.any()
+
+
+def test_transition_events_read_serves_and_lost_lives():
+    """A serve is a ball on the serve row after frames with none; a ball seen again elsewhere (it was
+    hidden) is not one, nor is a ball on the serve row that was already in play. A life is lost when
+    the lives digit falls."""
+    from worldmodel.breakout import SERVE_Y, FrameInfo, transition_events
+
+    def info(ball, lives=5):
+        return FrameInfo(ball=ball, paddle_x=60, bricks=np.ones((BRICK_ROWS, BRICK_COLS), bool), score=0, lives=lives)
+
+    empty = [info(None), info(None)]
+    assert transition_events(empty, info((40, SERVE_Y))) == (True, False)
+    assert transition_events(empty, info((40, SERVE_Y + 30))) == (False, False)
+    assert transition_events([info((40, SERVE_Y - 4)), info(None)], info((40, SERVE_Y))) == (False, False)
+    assert transition_events(empty, info(None, lives=4)) == (False, True)
+    assert transition_events([info(None), info(None, lives=4)], info((90, SERVE_Y), lives=3)) == (True, True)
+    assert transition_events(empty, info(None, lives=5)) == (False, False)

@@ -89,17 +89,17 @@ def test_action_map_labels_events_by_their_codes(models):
     assert (latent[events < 0] < free).all()
 
 
-def test_action_map_and_env_on_a_serve_input_model(tmp_path, models):
-    """A world model with the serve input (`--serve-input`) has twice its codes as latents: the map is
-    trained on them, labelled with the serves from RAM, and the env plays it."""
+def test_action_map_and_env_on_an_event_input_model(tmp_path, models):
+    """A world model with the event input (`--event-input`) has four times its codes as latents: the
+    map is trained on them, labelled with the events read from the frames, and the env plays it."""
     from train.action_map import label_latents
-    from train.world_model import WorldModelTrainConfig, load_split, ram_serves
+    from train.world_model import WorldModelTrainConfig, load_split, pixel_events, ram_serves
     from worldmodel.world_model import load_world_model
 
     base = ("--data", str(models["data"]), "--tiny", "--quiet")
     plain = run("train", "world-model", *base, "--out", str(tmp_path / "wm"))
     assert plain.returncode == 0, plain.stderr
-    served = run("train", "world-model", *base, "--out", str(tmp_path / "si"), "--serve-input", "--init",
+    served = run("train", "world-model", *base, "--out", str(tmp_path / "si"), "--event-input", "--init",
                  str(tmp_path / "wm" / "world_model.pt"), "--serve-share", "0.5")
     assert served.returncode == 0, served.stderr
     checkpoint = tmp_path / "si" / "world_model.pt"
@@ -107,16 +107,27 @@ def test_action_map_and_env_on_a_serve_input_model(tmp_path, models):
     assert mapped.returncode == 0, mapped.stderr
     world_model = load_world_model(checkpoint)
     codes = world_model.config.codes
-    assert load_action_map(tmp_path / "am" / "action_map.pt").config.codes == world_model.config.latents == 2 * codes
+    assert load_action_map(tmp_path / "am" / "action_map.pt").config.codes == world_model.config.latents == 4 * codes
     train, _ = load_split(WorldModelTrainConfig.tiny(str(models["data"]), "unused", max_episodes=4, holdout_every=2),
                           world_model.table, progress=False)
     serves = ram_serves(train, str(models["data"]))[1]
-    latent = label_latents(world_model, train, np.arange(len(train)), False, "", serves=serves)
-    assert serves.any() and (latent[serves] >= codes).all() and (latent[~serves] < codes).all()
+    latent = label_latents(world_model, train, np.arange(len(train)), False, "", inputs=pixel_events(train, 2))
+    assert serves.any() and (latent[serves] // codes % 2 == 1).all() and (latent[~serves] // codes % 2 == 0).all()
     env = NeuralBreakoutEnv(checkpoint, tmp_path / "am" / "action_map.pt", tmp_path / "am" / "start_states.npz")
     check_env(env, skip_render_check=True)
     env.reset(seed=0)
-    assert 0 <= env.step(1)[-1]["latent_action"] < 2 * codes
+    assert 0 <= env.step(1)[-1]["latent_action"] < 4 * codes
+    # --life-head: the odds of a lost life come from the context alone, the same for every action
+    headed = run("train", "action-map", *base, "--world-model", str(checkpoint), "--out", str(tmp_path / "al"),
+                 "--serves", "--life-head")
+    assert headed.returncode == 0, headed.stderr
+    env = NeuralBreakoutEnv(checkpoint, tmp_path / "al" / "action_map.pt", tmp_path / "al" / "start_states.npz")
+    env.reset(seed=0)
+    life = [env.latent_probabilities(a)[2 * codes:].sum() for a in range(4)]
+    assert np.allclose(life, life[0], atol=1e-6) and 0 < life[0] < 1
+    unfit = run("train", "action-map", *base, "--world-model", str(tmp_path / "wm" / "world_model.pt"), "--out",
+                str(tmp_path / "ax"), "--life-head")
+    assert unfit.returncode == 2 and "--life-head needs a world model with the event input" in unfit.stderr
 
 
 def test_action_map_with_a_longer_context(tmp_path, models):

@@ -9,15 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from test_cli import run
-from train.world_model import (WorldModelTrainConfig, export_world_model, load_split, ram_ball_transitions, ram_events,
-                               ram_serves, sample_batch, serve_transitions, split_episodes, train_world_model)
+from train.world_model import (WorldModelTrainConfig, export_world_model, load_split, pixel_events, ram_ball_transitions,
+                               ram_events, ram_serves, sample_batch, serve_transitions, split_episodes, train_world_model)
 from worldmodel.checkpoint import CheckpointError, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
 from collect.episodes import load_episode
 from worldmodel.breakout import BALL_H, BRICK_BOTTOM, BRICK_TOP, parse_frame, ram_ball
 from worldmodel.lam import one_hot_blocks
-from worldmodel.world_model import WorldModel, WorldModelConfig, load_world_model
+from worldmodel.world_model import WorldModel, WorldModelConfig, events_to_bits, load_world_model
 
 COLORS = ((0, 0, 0), (142, 142, 142), (200, 72, 72), (66, 72, 200))
 
@@ -551,32 +551,53 @@ def test_dead_code_reset_spares_event_codes():
         tiny_model(codes=2, event_codes=2)
 
 
-def test_serve_input_reaches_the_decoder_and_the_latent_index():
-    """The serve input is a second part of the latent: index = code + codes * serve. Its adapters start at
-    zero; the serve head learns from labels but never trains the encoder."""
+def test_event_input_reaches_the_decoder_and_the_latent_index():
+    """The event input is a second part of the latent: index = code + codes * (serve + 2 * life lost).
+    Its adapters start at zero; given no labels, it is read from the frames by the parser."""
     torch.manual_seed(0)
     model = WorldModel(WorldModelConfig(colors=COLORS, codes=4, widths=(8, 16, 32), encoder_width=8,
-                                        serve_input=True))
-    assert model.config.latents == 8 and not model.decoder.serve_map.any()
+                                        event_input=True))
+    assert model.config.latents == 16 and not model.decoder.event_map.any()
     context = torch.randint(0, 4, (2, 2, 210, 160), dtype=torch.uint8)
     target = torch.randint(0, 4, (2, 210, 160), dtype=torch.uint8)
-    for parameter in model.serve_parameters():  # as if trained: the two values now differ
+    same = model.predict_ids(context, torch.tensor([1, 1]))
+    assert all(torch.equal(model.predict_ids(context, torch.tensor([1, 1]) + 4 * e), same) for e in (1, 2, 3))
+    for parameter in model.event_parameters():  # as if trained: the four values now differ
         parameter.data.normal_()
-    assert not torch.equal(model.predict_ids(context, torch.tensor([1, 1])), model.predict_ids(context, torch.tensor([5, 5])))
-    codes = model.infer_latent_ids(context, target, serves=torch.tensor([False, False]))
+    latent = model.encoder.vq.lookup(torch.tensor([1, 1]))
+    logits = [model.decoder(context, latent, events_to_bits(torch.tensor([e, e]))) for e in range(4)]
+    assert all(not torch.allclose(logits[a], logits[b]) for a in range(4) for b in range(a))
+    codes = model.infer_latent_ids(context, target, event_inputs=torch.tensor([0, 0]))
     assert (codes < 4).all()
-    assert torch.equal(model.infer_latent_ids(context, target, serves=torch.tensor([True, False])), codes + torch.tensor([4, 0]))
-    guessed = model.infer_latent_ids(context, target)  # the serve head's guess
-    assert torch.equal(guessed % 4, codes)
-    loss, metrics = model.loss(context, target, serves=torch.tensor([True, False]), train_encoder=False)
+    assert torch.equal(model.infer_latent_ids(context, target, event_inputs=torch.tensor([3, 2])),
+                       codes + torch.tensor([12, 8]))
+    loss, _ = model.loss(context, target, event_inputs=torch.tensor([1, 2]), train_encoder=False)
     loss.backward()
-    assert 0 <= metrics["serve_head_error"] <= 1 and metrics["serve_head_loss"] > 0
-    assert model.serve_head.weight.grad.abs().sum() > 0 and model.decoder.serve_map.grad.abs().sum() > 0
+    assert model.decoder.event_map.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.encoder.parameters())
-    with pytest.raises(NeuralBreakoutError, match="0..7"):
-        model.predict(np.zeros((2, 210, 160, 3), np.uint8), 8)
-    with pytest.raises(ValueError, match="needs `serve`"):
+    with pytest.raises(NeuralBreakoutError, match="0..15"):
+        model.predict(np.zeros((2, 210, 160, 3), np.uint8), 16)
+    with pytest.raises(ValueError, match="needs `bits`"):
         model.decoder(context, model.encoder.vq.lookup(torch.tensor([0, 1])))
+
+
+def test_event_input_is_read_from_real_frames(episodes_dir):
+    """Without labels the event input is read from the pixels: on recorded episodes it marks exactly
+    the serves the emulator's RAM shows, and the lives digit's falls."""
+    from worldmodel.colors import ColorTable
+
+    store = load_split(WorldModelTrainConfig.tiny(str(episodes_dir), "unused", max_episodes=4, holdout_every=2),
+                       None, progress=False)[0]
+    events = pixel_events(store, 2)
+    served = ram_serves(store, str(episodes_dir))[1]
+    assert served.any() and np.array_equal(events % 2 == 1, served)
+    lives = store.lives[store.starts + 1] < store.lives[store.starts]
+    assert (events // 2).sum() == lives.sum()  # the digit may show a lost life a step after the RAM
+    model = WorldModel(WorldModelConfig(colors=ColorTable(store.table.colors).colors, codes=4, widths=(8, 16, 32),
+                                        encoder_width=8, event_input=True))
+    index = np.flatnonzero(events > 0)
+    context, nxt = store.batch(index, 2)
+    assert np.array_equal(model.read_events(torch.from_numpy(context), torch.from_numpy(nxt)).numpy(), events[index])
 
 
 def test_event_labels_are_serves_and_lost_lives(episodes_dir):
@@ -665,25 +686,25 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     frozen = load_world_model(tmp_path / "i" / "world_model.pt").state_dict()
     assert all(torch.equal(grown.state_dict()[k], frozen[k]) for k in frozen if k.startswith("encoder."))
     assert not all(torch.equal(before[k], frozen[k]) for k in before if k.startswith("decoder."))
-    # --serve-input adds the serve input at zero: both of its values predict what the init predicts
+    # --event-input adds the event input at zero: all four of its values predict what the init predicts
     train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "s0"), steps=0, init=str(init),
-                                                 max_episodes=4, holdout_every=2, serve_input=True), progress=False)
+                                                 max_episodes=4, holdout_every=2, event_input=True), progress=False)
     added = load_world_model(tmp_path / "s0" / "world_model.pt")
     base_model = load_world_model(init)
-    assert added.config.serve_input and added.config.latents == 2 * base_model.config.codes
+    assert added.config.event_input and added.config.latents == 4 * base_model.config.codes
     assert all(torch.equal(before[k], added.state_dict()[k]) for k in before)
     context = torch.randint(0, len(base_model.config.colors), (3, 2, 210, 160), dtype=torch.uint8)
     codes = torch.tensor([0, 1, 2]) % base_model.config.codes
-    served = codes + base_model.config.codes
+    served = codes + base_model.config.codes * 3  # a serve and a lost life
     assert torch.equal(added.predict_ids(context, codes), base_model.predict_ids(context, codes))
     assert torch.equal(added.predict_ids(context, served), base_model.predict_ids(context, codes))
-    # and trains only that: the adapters and the serve head move, every weight of the init stays
+    # and trains only that: the adapters move, every weight of the init stays
     train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "s1"), init=str(init),
-                                                 max_episodes=4, holdout_every=2, serve_input=True, serve_share=0.5,
+                                                 max_episodes=4, holdout_every=2, event_input=True, serve_share=0.5,
                                                  lr=1e-2), progress=False)
     tuned = load_world_model(tmp_path / "s1" / "world_model.pt")
     assert all(torch.equal(before[k], tuned.state_dict()[k]) for k in before)
-    assert tuned.decoder.serve_map.any() and not torch.equal(tuned.serve_head.weight, added.serve_head.weight)
+    assert tuned.decoder.event_map.any()
     assert not torch.equal(tuned.predict_ids(context, served), tuned.predict_ids(context, codes))
     # a model that held out other episodes would be fine-tuned on its own evaluation data
     result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(tmp_path / "d"), "--init",
@@ -702,8 +723,8 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     assert result.returncode == 2 and "--position-only needs" in result.stderr
     result = run(*base, "--out", str(tmp_path / "j"), "--freeze-encoder")
     assert result.returncode == 2 and "--freeze-encoder needs --init" in result.stderr
-    result = run(*base, "--out", str(tmp_path / "l"), "--serve-input")
-    assert result.returncode == 2 and "--serve-input needs --init" in result.stderr
+    result = run(*base, "--out", str(tmp_path / "l"), "--event-input")
+    assert result.returncode == 2 and "--event-input needs --init" in result.stderr
 
 
 def test_ablation_cli(episodes_dir, tmp_path):

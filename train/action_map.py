@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from train.logger import command_line
-from train.world_model import WorldModelTrainConfig, load_split, ram_events, ram_serves, serve_transitions
+from train.world_model import WorldModelTrainConfig, load_split, pixel_events, ram_events, serve_transitions
 from worldmodel.action_map import ACTION_MAP_KIND, ActionMap, ActionMapConfig
-from worldmodel.breakout import ACTION_MEANINGS, parse_frame
+from worldmodel.breakout import ACTION_MEANINGS, EVENT_INPUTS, parse_frame
 from worldmodel.checkpoint import save_checkpoint
 from worldmodel.frames import FrameStore
 from worldmodel.lam import EVENTS
@@ -53,6 +53,9 @@ class ActionMapTrainConfig:
                                                       "ball's exit"})
     presence: bool = field(default=False, metadata={"help": "give the map a view of the whole frame max-pooled "
                                                             "(is a ball anywhere), for the event codes"})
+    life_head: bool = field(default=False, metadata={"help": "the odds of a lost life from the context alone, not "
+                                                             "the action (`ActionMapConfig.life_head`; needs a world "
+                                                             "model with the event input)"})
     serves: bool = field(default=False, metadata={"help": "also label every transition that leaves a frame where no "
                                                           "ball is in play (where FIRE serves)"})
     rare_share: float = field(default=0.25, metadata={"help": "share of each batch drawn from the rare transitions "
@@ -77,11 +80,11 @@ class ActionMapTrainConfig:
 
 @torch.no_grad()
 def label_latents(model: WorldModel, store: FrameStore, index: np.ndarray, progress: bool, desc: str,
-                  events: np.ndarray | None = None, serves: np.ndarray | None = None, batch: int = 64) -> np.ndarray:
+                  events: np.ndarray | None = None, inputs: np.ndarray | None = None, batch: int = 64) -> np.ndarray:
     """The latent action the world model's encoder infers for each transition in `index`; with
     `events` (labels over the store's transitions, `ram_events`), the codes its decoder was trained
-    on: an event's own code, else the nearest free code. With `serves` (bool over the store's
-    transitions, `ram_serves`' served) the serve input is the label's, as the decoder was trained."""
+    on: an event's own code, else the nearest free code. With `inputs` (over the store's transitions,
+    `pixel_events`) the event input is the one given, read once for the whole store."""
     from tqdm import tqdm
 
     out = np.empty(len(index), dtype=np.int64)
@@ -89,9 +92,9 @@ def label_latents(model: WorldModel, store: FrameStore, index: np.ndarray, progr
         chunk = index[i:i + batch]
         context, nxt = store.batch(chunk, model.context_length)
         labels = None if events is None else torch.from_numpy(events[chunk])
-        served = None if serves is None else torch.from_numpy(serves[chunk])
+        given = None if inputs is None else torch.from_numpy(inputs[chunk])
         out[i:i + batch] = model.infer_latent_ids(torch.from_numpy(context), torch.from_numpy(nxt), labels,
-                                                  served).numpy()
+                                                  given).numpy()
     return out
 
 
@@ -155,6 +158,9 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     torch.set_num_threads(config.threads)
     start_wall, start_cpu = time.time(), time.process_time()
     world_model = load_world_model(config.world_model)
+    if config.life_head and not world_model.config.event_input:
+        raise ValueError(f"--life-head needs a world model with the event input; {config.world_model} has none "
+                         f"(train world-model --event-input)")
     wm_training = world_model.summary.get("training_config", {})
     holdout_every = int(wm_training.get("holdout_every", 10))
     split = WorldModelTrainConfig(data=config.data, holdout_every=holdout_every,
@@ -178,21 +184,23 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     elif config.serves:
         rare = serve_transitions(train, config.data)
         held_serves = serve_transitions(held, config.data)
-    train_served = held_served = None
-    if world_model.config.serve_input:  # label as the decoder learned: the serve input from RAM
-        train_served, held_served = ram_serves(train, config.data)[1], ram_serves(held, config.data)[1]
+    train_inputs = held_inputs = None
+    if world_model.config.event_input:  # read once per store; the events are rare: oversample them too
+        train_inputs, held_inputs = pixel_events(train, k, progress), pixel_events(held, k, progress)
+        if config.serves:
+            rare = np.union1d(rare, np.flatnonzero(train_inputs > 0))
     train_index = np.union1d(train_index, rare)
     rare_pick = np.flatnonzero(np.isin(train_index, rare))  # their positions in train_index
     train_latent = label_latents(world_model, train, train_index, progress, "label training latents", train_events,
-                                 train_served)
+                                 train_inputs)
     held_latent = label_latents(world_model, held, held_index, progress, "label held-out latents", held_events,
-                                held_served)
+                                held_inputs)
     held_serve_latent = label_latents(world_model, held, held_serves, progress, "label held-out serves", held_events,
-                                      held_served)
+                                      held_inputs)
 
     torch.manual_seed(config.seed)
     model_config = ActionMapConfig(classes=world_model.config.classes, context=k_map, codes=world_model.config.latents,
-                                   width=config.width, presence=config.presence)
+                                   width=config.width, presence=config.presence, life_head=config.life_head)
     model = ActionMap(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     bar = tqdm(range(config.steps), desc="action map", unit="upd", disable=not progress, smoothing=0.05)
@@ -245,6 +253,16 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
             held_out_events={name: int((held_events[event_index] == i).sum())
                              for i, name in enumerate(EVENTS[:world_model.config.event_codes])},
             held_out_false_event_rate=float(false_event.mean()) if len(quiet) else 0.0)
+    if held_inputs is not None:  # does the map set each event bit when, and only when, the event comes?
+        codes = world_model.config.codes
+        pool = np.union1d(held_index, np.flatnonzero(held_inputs > 0))
+        bits = predict_latents(model, held, pool, k_map) // codes
+        truth = held_inputs[pool]
+        accuracy["held_out_event_input"] = {
+            name: dict(events=int(((truth >> b) & 1).sum()),
+                       recall=float(((bits >> b) & 1)[((truth >> b) & 1) == 1].mean()) if ((truth >> b) & 1).any() else None,
+                       false_rate=float(((bits >> b) & 1)[((truth >> b) & 1) == 0].mean()))
+            for b, name in enumerate(EVENT_INPUTS)}
     out = Path(config.out)
     summary = dict(**accuracy, world_model=str(config.world_model), data=config.data,
                    train_transitions=int(len(train_index)), steps=config.steps,

@@ -318,7 +318,7 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
                   held_out_episodes=len(store.names), held_out_transitions=len(store), config=asdict(config),
                   prediction_version=PREDICTION_VERSION,
                   model=dict(context=model.config.context, codes=model.config.codes, latents=model.config.latents,
-                             serve_input=model.config.serve_input,
+                             event_input=model.config.event_input,
                              fine_dilations=list(model.config.fine_dilations), keep_bonus=model.keep_bonus,
                              hud_keep_bonus=model.config.hud_keep_bonus, one_ball=model.config.one_ball,
                              parameters=sum(p.numel() for p in model.parameters()),

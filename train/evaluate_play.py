@@ -11,8 +11,10 @@ the real video here):
 - paddle direction: from held-out contexts with the paddle away from the walls, LEFT and RIGHT are
   each pressed once; the generated paddle must move that way. The same measure on the recorded
   presses of the real game is reported next to it;
-- FIRE: from held-out contexts with no ball in play and a life left, FIRE then NOOPs; a whole ball
-  (at least half of its pixels: a 1-pixel dot does not count) must appear within `fire_window` steps. The real game's rate over the same window is reported next to it,
+- FIRE: from held-out contexts with no ball in play and a life left (read from the emulator's RAM:
+  a ball that is only hidden is in play, and shows again without FIRE), FIRE then NOOPs; a whole
+  ball (at least half of its pixels: a 1-pixel dot does not count) must appear within `fire_window`
+  steps. The real game's rate over the same window is reported next to it,
   and so is the env's rate with NOOP in place of FIRE from the same contexts: a FIRE that launches
   no more often than NOOP does is not a control;
 - game logic over `tracker_minutes` of play at 15 steps/s by the scripted tracker: bricks only
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 
 from train.evaluate import ball_tracked, compare, held_out_store, segment_starts
+from train.world_model import ram_serves
 from worldmodel.breakout import (BALL_H, BALL_W, FIRE, LEFT, NOOP, PADDLE_TOP, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, RIGHT,
                                 parse_frame)
 from worldmodel.checkpoint import write_text_atomic
@@ -150,12 +153,13 @@ def ball_appears(env, context: np.ndarray, first: int, window: int) -> bool:
 def fire_launches(env, store: FrameStore, config: EvaluatePlayConfig, rng: np.random.Generator) -> dict:
     k = env.context_length
     launched, noop_launched, real_launched, tried = [], [], [], 0
-    for start in store.starts[rng.permutation(len(store))]:
+    waiting = ram_serves(store, config.data)[0]  # no ball in play (RAM: a hidden ball is in play) and a life left
+    for transition in rng.permutation(len(store)):
         if tried >= config.fires:
             break
-        info = parse_frame(store.table.to_rgb(store.frames[start]))
+        start = store.starts[transition]
         episode_end = store.offsets[store.episode_of_frame[start] + 1] - 1
-        if info.ball is not None or info.lives == 0 or start + config.fire_window > episode_end:
+        if not waiting[transition] or start + config.fire_window > episode_end:
             continue
         tried += 1
         context = _rgb_context(store, start, k)

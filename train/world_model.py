@@ -70,7 +70,8 @@ import numpy as np
 import torch
 
 from train.logger import RunLogger, command_line
-from worldmodel.breakout import BALL_H, BRICK_BOTTOM, BRICK_TOP, ram_ball_in_play, ram_ball_positions
+from worldmodel.breakout import (BALL_H, BRICK_BOTTOM, BRICK_TOP, parse_frame, ram_ball_in_play, ram_ball_positions,
+                                  transition_events)
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.frames import FrameStore
@@ -78,10 +79,6 @@ from worldmodel.lam import EVENTS
 from worldmodel.world_model import WORLD_MODEL_KIND, WorldModel, WorldModelConfig, load_world_model
 
 TRAIN_STATE_KIND = "world-model-training-state"
-# the serve head's learning rate, as a multiple of --lr: a fresh linear layer on encoder features of
-# small spread (about 0.17) needs weights of several units, which Adam at --lr does not reach in a
-# fine-tune of a few thousand updates (at 1x it learned only the serves' base rate)
-SERVE_HEAD_LR_SCALE = 10.0
 
 
 @dataclass(frozen=True)
@@ -134,10 +131,10 @@ class WorldModelTrainConfig:
     freeze_encoder: bool = field(default=False, metadata={"help": "train the decoder only: the encoder and its "
                                                                   "codebook stay as --init made them (new event "
                                                                   "codes keep their random vectors)"})
-    serve_input: bool = field(default=False, metadata={"help": "give the --init model a serve input (a second, "
-                                                               "binary part of the latent, labelled from RAM) and "
-                                                               "train only it: the decoder's zero-initialised "
-                                                               "adapters and the head that infers it; every other "
+    event_input: bool = field(default=False, metadata={"help": "give the --init model an event input (two bits "
+                                                               "beside the code: a serve, a lost life, read from the "
+                                                               "frames by the parser) and train only it: the "
+                                                               "decoder's zero-initialised adapters; every other "
                                                                "weight stays as --init made it"})
     position_only: bool = field(default=False, metadata={"help": "train only the decoder's position embedding (needs "
                                                                  "--init and --position-embedding): the rest stays "
@@ -177,7 +174,7 @@ class WorldModelTrainConfig:
                                   event_codes=self.event_codes, event_head=self.event_head and self.event_codes > 0,
                                   latent_dim=self.latent_dim, widths=(w, 2 * w, 4 * w),
                                   encoder_width=w, fine_dilations=self.dilations(),
-                                  position_embedding=self.position_embedding, serve_input=self.serve_input)
+                                  position_embedding=self.position_embedding, event_input=self.event_input)
         if self.event_codes:  # the lost-life code changes the lives digit: no stronger hold on the digits
             config = dataclasses.replace(config, hud_keep_bonus=config.keep_bonus)
         return config
@@ -295,6 +292,23 @@ def ram_ball_transitions(store: FrameStore, data: str) -> tuple[np.ndarray, np.n
     y_next = after[:, 1]
     bricks = in_play[start + 1] & (y_next >= BRICK_TOP - BALL_H) & (y_next < BRICK_BOTTOM + BALL_H)
     return bounce, bricks
+
+
+def pixel_events(store: FrameStore, k: int, progress: bool = False) -> np.ndarray:
+    """The event input of each of the store's transitions (int64, 0..3: serve + 2 * life lost), read by
+    the frame parser from its `k` context frames (fewer at an episode's start) and next frame, as
+    `WorldModel.read_events` reads them (`breakout.transition_events`). Each frame is parsed once."""
+    from tqdm import tqdm
+
+    infos = []
+    for i in tqdm(range(0, len(store.frames), 1024), desc="read events", unit="chunk", disable=not progress):
+        infos += [parse_frame(frame) for frame in store.table.to_rgb(store.frames[i:i + 1024])]
+    first = store.offsets[store.episode_of_frame[store.starts]]
+    events = np.empty(len(store), dtype=np.int64)
+    for j, (start, begin) in enumerate(zip(store.starts, first)):
+        serve, lost = transition_events(infos[max(begin, start - k + 1):start + 1], infos[start + 1])
+        events[j] = int(serve) + 2 * int(lost)
+    return events
 
 
 def serve_transitions(store: FrameStore, data: str) -> np.ndarray:
@@ -432,9 +446,9 @@ def check_init(config: WorldModelTrainConfig, init: WorldModel, model: WorldMode
             weights[key] = own[key]
     if config.position_embedding and not init.config.position_embedding:
         weights["decoder.position"] = own["decoder.position"]  # zero: starts as the init
-    if config.serve_input and not init.config.serve_input:  # zero adapters and a fresh head: starts as the init
+    if config.event_input and not init.config.event_input:  # zero adapters: starts as the init
         for key in own:
-            if key not in weights and "serve_" in key:  # serve_map, serve_cond, serve_head
+            if key not in weights and "event_" in key:  # event_map, event_cond
                 weights[key] = own[key]
     load_weights(model, weights, config.init)
     if init.summary.get("held_out_episodes") and list(init.summary["held_out_episodes"]) != list(held.names):
@@ -464,11 +478,11 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         raise ValueError(f"--serve-label must be >= 0, got {config.serve_label}")
     if config.freeze_encoder and not config.init:
         raise ValueError("--freeze-encoder needs --init: an untrained encoder would stay untrained")
-    if config.serve_input and not config.init:
-        raise ValueError("--serve-input needs --init: it adds the serve input to a trained world model and trains "
+    if config.event_input and not config.init:
+        raise ValueError("--event-input needs --init: it adds the event input to a trained world model and trains "
                          "only that")
-    if config.serve_input and config.event_codes:
-        raise ValueError("--serve-input and --event-codes are two ways to give serves their latent; use one")
+    if config.event_input and config.event_codes:
+        raise ValueError("--event-input and --event-codes are two ways to give events their latent; use one")
     if config.position_only and not (config.init and config.position_embedding):
         raise ValueError("--position-only needs --init and --position-embedding: it trains the embedding alone")
     if config.unroll_latent not in ("generated", "real"):
@@ -493,8 +507,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     table = None
     if saved:
         for key in ("context", "codes", "event_codes", "latent_dim", "width", "fine_dilations", "holdout_every",
-                    "max_episodes", "position_embedding", "event_head", "serve_input"):
-            defaults = dict(event_codes=0, position_embedding=False, event_head=False, serve_input=False)  # runs made before these options had none
+                    "max_episodes", "position_embedding", "event_head", "event_input"):
+            defaults = dict(event_codes=0, position_embedding=False, event_head=False, event_input=False)  # runs made before these options had none
             before = saved["config"].get(key, defaults.get(key, ""))
             if before != getattr(config, key):
                 raise ValueError(f"{state_path}: was trained with {key}={before!r}, not "
@@ -509,21 +523,17 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     if config.position_only:
         model.requires_grad_(False)
         model.decoder.position.requires_grad_(True)
-    if config.serve_input:
+    if config.event_input:
         model.requires_grad_(False)
-        for parameter in model.serve_parameters():
+        for parameter in model.event_parameters():
             parameter.requires_grad_(True)
     probe = torch.nn.Linear(config.latent_dim, 1)  # the serve label's probe: training only, not exported
     model.to(device)
     probe.to(device)
-    head = [] if model.serve_head is None else list(model.serve_head.parameters())
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if all(p is not h for h in head)], lr=config.lr,
-                                  weight_decay=0.01)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
 
-    def add_groups() -> None:  # the serve probe's, then the serve head's
+    def add_groups() -> None:  # the serve probe's
         optimizer.add_param_group(dict(params=list(probe.parameters())))
-        if head:
-            optimizer.add_param_group(dict(params=head, lr_scale=SERVE_HEAD_LR_SCALE))
 
     rng = np.random.default_rng(config.seed)
     counters = dict(step=0, wall_s=0.0, cpu_s=0.0)
@@ -557,14 +567,20 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     if config.event_codes:  # one read of the RAM serves both
         waiting, events = ram_events(train, config.data, config.event_codes)
         labels = events == 0  # the served transitions
-    elif config.serve_share > 0 or config.serve_label > 0 or config.serve_input:
+    elif config.serve_share > 0 or config.serve_label > 0 or config.event_input:
         waiting, labels = ram_serves(train, config.data)
+    inputs = None
+    if config.event_input:  # the event input, read from the frames as `infer_latent` reads it
+        inputs = pixel_events(train, model.context_length, progress)
+        data_summary["event_input_transitions"] = dict(serve=int((inputs % 2).sum()), life_lost=int((inputs // 2).sum()))
+        print(f"event input: {data_summary['event_input_transitions']} training transitions")
     if config.serve_share > 0 or config.serve_label > 0:
-        serves = np.flatnonzero(waiting)
+        serves = np.flatnonzero(waiting if inputs is None else waiting | (inputs > 0))  # lost lives too
         data_summary["serve_transitions"] = len(serves)
         data_summary["served_transitions"] = int(labels.sum())
-        print(f"{len(serves)} training transitions leave a frame where no ball is in play "
-              f"({100 * len(serves) / len(train):.2f}%), {int(labels.sum())} of them serve")
+        print(f"{int(waiting.sum())} training transitions leave a frame where no ball is in play "
+              f"({100 * waiting.mean():.2f}%), {int(labels.sum())} of them serve"
+              + ("" if inputs is None else f"; with the lost lives, {len(serves)} around events"))
     if config.event_codes:
         serves = np.flatnonzero(waiting | (events >= 0))  # the serve share draws lost lives too
         data_summary["event_transitions"] = {name: int((events == i).sum()) for i, name in
@@ -620,7 +636,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
             unrolled = rng.random() < config.unroll
             context, target, served, index = sample_batch(train, model, config, rng, unroll=unrolled, serves=serves,
                                                           balls=balls)
-            if config.freeze_encoder or config.position_only or config.serve_input:
+            if config.freeze_encoder or config.position_only or config.event_input:
                 model.encoder.eval()  # no dead-code reset either
             serve = None
             if config.serve_label > 0:
@@ -631,8 +647,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
             loss, metrics = model.loss(context, target, false_changes=served, serve_probe=serve,
                                        events=None if events is None else torch.from_numpy(events[index]).to(device),
                                        encoder_last=real_last,
-                                       train_encoder=(config.unroll_encoder or not unrolled) and not config.serve_input,
-                                       serves=torch.from_numpy(labels[index]).to(device) if config.serve_input else None)
+                                       train_encoder=(config.unroll_encoder or not unrolled) and not config.event_input,
+                                       event_inputs=None if inputs is None else torch.from_numpy(inputs[index]).to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([*model.parameters(), *probe.parameters()], 1.0)

@@ -35,6 +35,12 @@ class ActionMapConfig:
     hidden: int = field(default=128, metadata={"help": "width of the hidden layer"})
     presence: bool = field(default=False, metadata={"help": "also max-pool the first convolution over the frame: "
                                                             "whether a ball is anywhere, in which frames"})
+    life_head: bool = field(default=False, metadata={"help": "for a world model with the event input: the odds of "
+                                                             "a lost life come from the context alone, one logit "
+                                                             "for all actions, since no control causes it (the "
+                                                             "policies that recorded the data press FIRE once the "
+                                                             "ball is gone, so a map that reads the action learns "
+                                                             "that FIRE loses lives)"})
 
 
 def class_counts(ids: torch.Tensor, classes: int) -> torch.Tensor:
@@ -50,7 +56,8 @@ def class_counts(ids: torch.Tensor, classes: int) -> torch.Tensor:
 
 
 class ActionMap(nn.Module):
-    """Context class ids (B, k, 210, 160) -> latent-action logits for every real action (B, A, codes).
+    """Context class ids (B, k, 210, 160) -> latent-action logits for every real action (B, A, codes)
+    (with `life_head`, log-probabilities).
 
     Two views of the context: class counts per 4x4 block through three strided convolutions (where
     the ball, bricks and paddle are), and the paddle rows at full horizontal resolution (exactly
@@ -69,8 +76,12 @@ class ActionMap(nn.Module):
             nn.Conv2d(w, w, 3, stride=2, padding=1), nn.SiLU(),  # 7x5
         )
         pooled = 2 * w if config.presence else 0
+        if config.life_head and config.codes % 4:
+            raise ValueError(f"life_head needs the latents of a world model with the event input (codes x 4), "
+                             f"got {config.codes}")
+        outputs = config.actions * config.codes // 2 + 1 if config.life_head else config.actions * config.codes
         self.mlp = nn.Sequential(nn.Linear(w * 7 * 5 + k * 160 + pooled, config.hidden), nn.SiLU(),
-                                 nn.Linear(config.hidden, config.actions * config.codes))
+                                 nn.Linear(config.hidden, outputs))
 
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         counts = class_counts(context, self.config.classes)
@@ -80,7 +91,15 @@ class ActionMap(nn.Module):
         views = [x, paddle]
         if self.config.presence:  # the strongest and weakest response anywhere: is it there at all?
             views += [first.amax(dim=(2, 3)), first.amin(dim=(2, 3))]
-        return self.mlp(torch.cat(views, dim=1)).view(-1, self.config.actions, self.config.codes)
+        out = self.mlp(torch.cat(views, dim=1))
+        if not self.config.life_head:
+            return out.view(-1, self.config.actions, self.config.codes)
+        # log-probabilities: log P(code, serve | action) + log P(life lost | context); the latent index is
+        # code + codes * (serve + 2 * life lost), so the lives-kept half comes first
+        half = self.config.codes // 2
+        pairs = out[:, :-1].view(-1, self.config.actions, half).log_softmax(dim=-1)
+        life = out[:, -1:, None]  # (B, 1, 1)
+        return torch.cat([pairs + F.logsigmoid(-life), pairs + F.logsigmoid(life)], dim=-1)
 
     def loss(self, context: torch.Tensor, action: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, dict]:
         logits = self(context)[torch.arange(len(action)), action]  # (B, codes)

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from worldmodel.breakout import (BALL_H, BALL_W, DIGIT_GLYPHS, DIGIT_TOP, FRAME_SHAPE, LIVES_DIGIT_X, PLAYFIELD_BOTTOM,
-                                  PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, SCORE_DIGIT_X, read_playfield)
+                                  PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, SCORE_DIGIT_X, parse_frame,
+                                  read_playfield, transition_events)
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
@@ -46,12 +47,13 @@ class WorldModelConfig:
                                                           "context cannot time (`lam.EVENTS`: serve, life lost)"})
     event_head: bool = field(default=False, metadata={"help": "a classifier on the encoder's features picks the "
                                                               "event codes (`lam.LAMConfig.event_head`)"})
-    serve_input: bool = field(default=False, metadata={"help": "a second, binary part of the latent action: whether "
-                                                               "the ball is served on this step. The latent index is "
-                                                               "then code + codes * serve (`latents`); the decoder "
-                                                               "reads it through zero-initialised adapters "
-                                                               "(`Decoder`), a head on the encoder's features infers "
-                                                               "it from the video"})
+    event_input: bool = field(default=False, metadata={"help": "a second part of the latent action: two bits, "
+                                                               "whether the step serves a ball and whether it loses "
+                                                               "a life, read from the frames "
+                                                               "(`breakout.transition_events`). The latent index is "
+                                                               "then code + codes * (serve + 2 * life lost) "
+                                                               "(`latents`); the decoder reads the bits through "
+                                                               "zero-initialised adapters (`Decoder`)"})
     latent_dim: int = field(default=16, metadata={"help": "width of a latent code vector"})
     widths: tuple = field(default=(32, 64, 128), metadata={"help": "decoder channels at 53x40, 27x20, 14x10"})
     blocks: tuple = field(default=(1, 1, 2), metadata={"help": "residual blocks per level"})
@@ -85,8 +87,8 @@ class WorldModelConfig:
 
     @property
     def latents(self) -> int:
-        """Latent actions a transition can take: the codes, times 2 with the serve input."""
-        return self.codes * (2 if self.serve_input else 1)
+        """Latent actions a transition can take: the codes, times 4 with the event input."""
+        return self.codes * (4 if self.event_input else 1)
 
     @property
     def lam(self) -> LAMConfig:
@@ -94,24 +96,32 @@ class WorldModelConfig:
                          events=self.event_codes, event_head=self.event_head)
 
 
+def events_to_bits(event_inputs: torch.Tensor) -> torch.Tensor:
+    """Event inputs (B,) in 0..3 (serve + 2 * life lost) -> (B, 4) float: serve, no serve, life lost,
+    no life lost. Each event's "no" has its own adapter too, so that the decoder can learn to hold
+    back what the model without the input drew by chance (a ball in a frame waiting for a serve)."""
+    serve, lost = (event_inputs.long() % 2).float(), (event_inputs.long() // 2).float()
+    return torch.stack([serve, 1 - serve, lost, 1 - lost], dim=1)
+
+
 class ResBlock(nn.Module):
-    def __init__(self, channels: int, latent_dim: int, dilation: int = 1, serve_input: bool = False):
+    def __init__(self, channels: int, latent_dim: int, dilation: int = 1, event_input: bool = False):
         super().__init__()
         self.norm1 = nn.GroupNorm(8, channels)
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
         self.cond = nn.Linear(latent_dim, channels)
         self.norm2 = nn.GroupNorm(8, channels)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
-        # the serve input's channel bias: zero at first, so the block starts as the one without it
-        self.serve_cond = nn.Linear(2, channels, bias=False) if serve_input else None
-        if self.serve_cond is not None:
-            nn.init.zeros_(self.serve_cond.weight)
+        # the event input's channel bias: zero at first, so the block starts as the one without it
+        self.event_cond = nn.Linear(4, channels, bias=False) if event_input else None
+        if self.event_cond is not None:
+            nn.init.zeros_(self.event_cond.weight)
 
-    def forward(self, x: torch.Tensor, latent: torch.Tensor, serve: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, C, h, w), latent (B, D), serve (B, 2) one-hot or None (a block without serve input)."""
+    def forward(self, x: torch.Tensor, latent: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, C, h, w), latent (B, D), bits (B, 4) (`events_to_bits`) or None (a block without event input)."""
         cond = self.cond(latent)
-        if self.serve_cond is not None:
-            cond = cond + self.serve_cond(serve)
+        if self.event_cond is not None:
+            cond = cond + self.event_cond(bits)
         h = self.conv1(F.silu(self.norm1(x))) + cond[:, :, None, None]
         return x + self.conv2(F.silu(self.norm2(h)))
 
@@ -119,10 +129,11 @@ class ResBlock(nn.Module):
 class Decoder(nn.Module):
     """(context class ids (B, k, 210, 160), latent code vectors (B, D)) -> logits (B, K, 210, 160).
 
-    With `serve_input`, also whether the step serves a ball (B,) in {0, 1}: it adds a learned map per
-    value at the finest level (where a served ball appears, where none may) and a channel bias in
-    every residual block. Both start at zero, so a model fine-tuned from one without the input starts
-    as that model (`train world-model --serve-input`)."""
+    With `event_input`, also the step's events (B, 4) (`events_to_bits`: serve or not, life lost or
+    not): each adds a learned map at the finest level (where a served ball appears, where the lives
+    digit changes, where neither may) and a channel bias in every residual block. Both start at
+    zero, so a model fine-tuned from one without the input starts as that model
+    (`train world-model --event-input`)."""
 
     def __init__(self, config: WorldModelConfig):
         super().__init__()
@@ -133,46 +144,46 @@ class Decoder(nn.Module):
         self.stem = nn.Conv2d(k * block, w0, 1)
         # zero at first, so a model fine-tuned from one without it starts as that model
         self.position = nn.Parameter(torch.zeros(w0, -(-H // PATCH), W // PATCH)) if config.position_embedding else None
-        serve = config.serve_input
-        self.serve_map = nn.Parameter(torch.zeros(2, w0, -(-H // PATCH), W // PATCH)) if serve else None
+        event = config.event_input
+        self.event_map = nn.Parameter(torch.zeros(4, w0, -(-H // PATCH), W // PATCH)) if event else None
         dilations = (1,) * config.blocks[0] + tuple(config.fine_dilations)
-        self.level0 = nn.ModuleList(ResBlock(w0, d, dilation, serve) for dilation in dilations)
+        self.level0 = nn.ModuleList(ResBlock(w0, d, dilation, event) for dilation in dilations)
         self.down1 = nn.Conv2d(w0, w1, 3, stride=2, padding=1)  # 53x40 -> 27x20
-        self.level1 = nn.ModuleList(ResBlock(w1, d, serve_input=serve) for _ in range(config.blocks[1]))
+        self.level1 = nn.ModuleList(ResBlock(w1, d, event_input=event) for _ in range(config.blocks[1]))
         self.down2 = nn.Conv2d(w1, w2, 3, stride=2, padding=1)  # 27x20 -> 14x10
-        self.level2 = nn.ModuleList(ResBlock(w2, d, serve_input=serve) for _ in range(config.blocks[2]))
+        self.level2 = nn.ModuleList(ResBlock(w2, d, event_input=event) for _ in range(config.blocks[2]))
         self.up1 = nn.Conv2d(w2 + w1, w1, 1)  # merge the upsampled coarse level with the skip
-        self.up1_block = ResBlock(w1, d, serve_input=serve)
+        self.up1_block = ResBlock(w1, d, event_input=event)
         self.up0 = nn.Conv2d(w1 + w0, w0, 1)
-        self.up0_block = ResBlock(w0, d, serve_input=serve)
+        self.up0_block = ResBlock(w0, d, event_input=event)
         self.head = nn.Conv2d(w0 + block, block, 1)
         self.copy_bias = nn.Parameter(torch.tensor(4.0))  # starts as copy-last-frame
 
-    def forward(self, context: torch.Tensor, latent: torch.Tensor, serve: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, context: torch.Tensor, latent: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:
         b, k, h, w = context.shape
         assert k == self.config.context and (h, w) == (H, W), f"expected (B, {self.config.context}, 210, 160), got {context.shape}"
-        if (serve is None) == self.config.serve_input:
-            raise ValueError("a decoder with serve input needs `serve` (B,), one without takes none")
+        if (bits is None) == self.config.event_input:
+            raise ValueError("a decoder with event input needs `bits` (B, 4), one without takes none")
         x = one_hot_blocks(context, self.config.classes)  # (B, k*K*16, 53, 40)
         last = x[:, -self.config.classes * PATCH * PATCH:]  # the newest frame's blocks
         h0 = self.stem(x)
         if self.position is not None:
             h0 = h0 + self.position
-        if serve is not None:
-            h0 = h0 + self.serve_map[serve.long()]
-            serve = F.one_hot(serve.long(), 2).to(h0.dtype)  # (B, 2)
+        if bits is not None:
+            bits = bits.to(h0.dtype)
+            h0 = h0 + torch.einsum("be,echw->bchw", bits, self.event_map)
         for blk in self.level0:
-            h0 = blk(h0, latent, serve)
+            h0 = blk(h0, latent, bits)
         h1 = self.down1(F.silu(h0))  # (B, w1, 27, 20)
         for blk in self.level1:
-            h1 = blk(h1, latent, serve)
+            h1 = blk(h1, latent, bits)
         h2 = self.down2(F.silu(h1))  # (B, w2, 14, 10)
         for blk in self.level2:
-            h2 = blk(h2, latent, serve)
+            h2 = blk(h2, latent, bits)
         u1 = F.interpolate(h2, size=h1.shape[-2:], mode="nearest")
-        u1 = self.up1_block(self.up1(torch.cat([u1, h1], dim=1)), latent, serve)  # (B, w1, 27, 20)
+        u1 = self.up1_block(self.up1(torch.cat([u1, h1], dim=1)), latent, bits)  # (B, w1, 27, 20)
         u0 = F.interpolate(u1, size=h0.shape[-2:], mode="nearest")
-        u0 = self.up0_block(self.up0(torch.cat([u0, h0], dim=1)), latent, serve)  # (B, w0, 53, 40)
+        u0 = self.up0_block(self.up0(torch.cat([u0, h0], dim=1)), latent, bits)  # (B, w0, 53, 40)
         logits = self.head(torch.cat([F.silu(u0), last], dim=1)) + self.copy_bias * last  # (B, K*16, 53, 40)
         return F.pixel_shuffle(logits, PATCH)[:, :, :H]  # (B, K, 210, 160)
 
@@ -185,8 +196,6 @@ class WorldModel(nn.Module):
         self.config = config
         self.encoder = LatentActionEncoder(config.lam)
         self.decoder = Decoder(config)
-        # infers the serve input from the video: it reads the encoder's features, never trains them
-        self.serve_head = nn.Linear(4 * config.encoder_width, 2) if config.serve_input else None
         self.table = ColorTable(config.colors)
 
     @property
@@ -217,30 +226,39 @@ class WorldModel(nn.Module):
         channel `argmax` is about ten times slower on a CPU.)"""
         return self._kept(logits, last).max(dim=1).indices
 
-    def serve_parameters(self) -> list[nn.Parameter]:
-        """The parameters of the serve input: the decoder's adapters and the serve head."""
-        if not self.config.serve_input:
+    def event_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the event input: the decoder's map and channel biases."""
+        if not self.config.event_input:
             return []
-        adapters = [m.serve_cond.weight for m in self.decoder.modules() if isinstance(m, ResBlock)]
-        return [self.decoder.serve_map, *adapters, *self.serve_head.parameters()]
+        adapters = [m.event_cond.weight for m in self.decoder.modules() if isinstance(m, ResBlock)]
+        return [self.decoder.event_map, *adapters]
 
-    def _serve(self, features: torch.Tensor, serves: torch.Tensor | None) -> tuple[torch.Tensor | None, dict]:
-        """The serve input of each transition (B,): the labels `serves` where given, else the serve
-        head's guess from the encoder's pooled features (B, 4w); with labels, also the head's loss
-        and error. (None, {}) for a model without serve input."""
-        if self.serve_head is None:
-            return None, {}
-        logits = self.serve_head(features.detach())
-        if serves is None:
-            return logits.argmax(dim=1), {}
-        serves = serves.long()
-        return serves, dict(serve_head_loss=F.cross_entropy(logits, serves),
-                            serve_head_error=(logits.argmax(dim=1) != serves).float().mean())
+    def read_events(self, context: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
+        """The event input of each transition (B,) in 0..3 (serve + 2 * life lost), read by the frame
+        parser from the context (B, k, 210, 160) and next frame (B, 210, 160) class ids
+        (`breakout.transition_events`): the latent action model reads events from the pixels."""
+        frames = self.table.to_rgb(torch.cat([context, nxt[:, None]], dim=1).cpu().numpy())  # (B, k + 1, 210, 160, 3)
+        events = []
+        for clip in frames:
+            infos = [parse_frame(frame) for frame in clip]
+            serve, lost = transition_events(infos[:-1], infos[-1])
+            events.append(int(serve) + 2 * int(lost))
+        return torch.tensor(events, dtype=torch.long, device=context.device)
+
+    def _event_bits(self, context: torch.Tensor, nxt: torch.Tensor, event_inputs: torch.Tensor | None
+                    ) -> torch.Tensor | None:
+        """(B, 4) events (`events_to_bits`) of a model with event input: from `event_inputs` (B,) in 0..3 where
+        given, else read from the frames (`read_events`). None for a model without."""
+        if not self.config.event_input:
+            return None
+        if event_inputs is None:
+            event_inputs = self.read_events(context, nxt)
+        return events_to_bits(event_inputs)
 
     def loss(self, context: torch.Tensor, target: torch.Tensor, false_changes: torch.Tensor | None = None,
              serve_probe: tuple[nn.Module, torch.Tensor, float] | None = None,
              events: torch.Tensor | None = None, encoder_last: torch.Tensor | None = None,
-             train_encoder: bool = True, serves: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+             train_encoder: bool = True, event_inputs: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """context (B, k, 210, 160), target (B, 210, 160) class ids -> (loss, metrics).
 
         Changed pixels weigh `changed_weight` more. In the samples that `false_changes` (B,) marks,
@@ -262,8 +280,8 @@ class WorldModel(nn.Module):
         `train_encoder` False: the encoder and its codebook get no gradient and no VQ loss from this
         batch, so only the decoder learns from it (what the codes mean is set by other batches).
 
-        `serves` (B,) bool: whether each transition serves a ball (RAM), the serve input of a model
-        that has one (`WorldModelConfig.serve_input`); the serve head learns to infer it."""
+        `event_inputs` (B,) in 0..3: each transition's event input (serve + 2 * life lost) for a model
+        with one (`WorldModelConfig.event_input`); None reads them from the frames (`read_events`)."""
         last = context[:, -1] if encoder_last is None else encoder_last
         if train_encoder:
             features = self.encoder.features(last, target)
@@ -276,8 +294,7 @@ class WorldModel(nn.Module):
                 latent, index, _ = self.encoder.quantize(features, events)
             self.encoder.train(mode)
             vq_loss = latent.new_zeros(())
-        serve, head = self._serve(features, serves)
-        logits = self.decoder(context, latent, serve)
+        logits = self.decoder(context, latent, self._event_bits(context, target, event_inputs))
         changed = target != context[:, -1]
         weighted = changed
         if false_changes is not None and false_changes.any():
@@ -291,9 +308,6 @@ class WorldModel(nn.Module):
         recon = (weights * ce).sum() / weights.sum()
         total = recon + vq_loss
         serve_metrics = {}
-        if head:
-            total = total + head["serve_head_loss"]
-            serve_metrics = {key: value.item() for key, value in head.items()}
         if serve_probe is not None:
             probe, labels, weight = serve_probe
             logit = probe(latent).squeeze(-1)
@@ -318,24 +332,27 @@ class WorldModel(nn.Module):
     # ---- inference on class ids --------------------------------------------------------------
     @torch.no_grad()
     def infer_latent_ids(self, context: torch.Tensor, nxt: torch.Tensor, events: torch.Tensor | None = None,
-                         serves: torch.Tensor | None = None) -> torch.Tensor:
+                         event_inputs: torch.Tensor | None = None) -> torch.Tensor:
         """(B, k, 210, 160), (B, 210, 160) class ids -> latent indices (B,). With `events` labels
         (a model with event codes) the indices are those the decoder was trained on: an event's code,
-        else the nearest free code. With serve input, the index is code + codes * serve, the serve
-        from `serves` (B,) labels where given, else from the serve head."""
+        else the nearest free code. With event input, the index is code + codes * event input, the event
+        input from `event_inputs` (B,) where given, else read from the frames (`read_events`)."""
         features = self.encoder.features(context[:, -1], nxt)
         index = self.encoder.quantize(features, events)[1]
-        serve, _ = self._serve(features, serves)
-        return index if serve is None else index + self.config.codes * serve
+        if not self.config.event_input:
+            return index
+        if event_inputs is None:
+            event_inputs = self.read_events(context, nxt)
+        return index + self.config.codes * event_inputs.to(index)
 
     @torch.no_grad()
     def predict_ids(self, context: torch.Tensor, latent_index: torch.Tensor) -> torch.Tensor:
         """(B, k, 210, 160) class ids, (B,) latent indices -> next frame class ids (B, 210, 160) uint8."""
-        serve = None
-        if self.config.serve_input:
-            latent_index, serve = latent_index % self.config.codes, latent_index // self.config.codes
+        bits = None
+        if self.config.event_input:
+            latent_index, bits = latent_index % self.config.codes, events_to_bits(latent_index // self.config.codes)
         latent = self.encoder.vq.lookup(latent_index)
-        logits = self.decoder(context, latent, serve)  # without keep bonus
+        logits = self.decoder(context, latent, bits)  # without keep bonus
         kept = self._kept(logits, context[:, -1])
         ids = kept.max(dim=1).indices.to(torch.uint8)
         if self.config.whole_digits:
