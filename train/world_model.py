@@ -48,11 +48,12 @@ held-out episodes) with a fresh optimizer and schedule; the report adds its trai
 codes are added to the init's codebook. `--freeze-encoder` trains the decoder alone, so the free
 codes keep their meaning.
 
-Serve input: every way of teaching the codes the serve also cost the paddle's codes (README, *Event
-codes*). `--serve-input` leaves the codes alone. It adds a second, binary part to the latent action
-(serve or not, labelled from RAM; the latent index is code + codes * serve), read by zero-initialised
-adapters in the decoder, and a head on the encoder's features that learns to infer it. Only those
-train; every weight of `--init` stays as it was, so the codes keep carrying the paddle exactly.
+Event input: every way of teaching the codes the serve also cost the paddle's codes (README, *Event
+codes*). `--event-input` leaves the codes alone. It adds a second part to the latent action, a serve
+and a lost life, read from the frames by the parser (`pixel_events`, `breakout.transition_events`;
+the latent index is code + codes * (serve + 2 * life lost)), which zero-initialised adapters in the
+decoder read. Only those train; every weight of `--init` stays as it was, so the codes keep carrying
+the paddle exactly.
 """
 
 from __future__ import annotations
