@@ -533,9 +533,6 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     probe.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
 
-    def add_groups() -> None:  # the serve probe's
-        optimizer.add_param_group(dict(params=list(probe.parameters())))
-
     rng = np.random.default_rng(config.seed)
     counters = dict(step=0, wall_s=0.0, cpu_s=0.0)
     wandb_id = None
@@ -545,7 +542,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         load_weights(model, state["model"], state_path)
         if "probe" in state:  # runs saved before the serve label have no probe and one parameter group
             load_weights(probe, state["probe"], state_path)
-            add_groups()
+            optimizer.add_param_group(dict(params=list(probe.parameters())))
         optimizer.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -554,7 +551,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         history = state.get("history") or [dict(from_update=0, command=saved["summary"].get("training_command"))]
         print(f"resuming from {state_path} at update {counters['step']}")
     if len(optimizer.param_groups) == 1:
-        add_groups()
+        optimizer.add_param_group(dict(params=list(probe.parameters())))
     init = load_world_model(config.init) if config.init else None
     if init is not None and not saved:  # a resumed run has its weights already
         check_init(config, init, model, held)
@@ -633,7 +630,7 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
         while counters["step"] < last_update:
             step = counters["step"]
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, config) * group.get("lr_scale", 1.0)
+                group["lr"] = lr_at(step, config)
             unrolled = rng.random() < config.unroll
             context, target, served, index = sample_batch(train, model, config, rng, unroll=unrolled, serves=serves,
                                                           balls=balls)

@@ -245,15 +245,13 @@ class WorldModel(nn.Module):
             events.append(int(serve) + 2 * int(lost))
         return torch.tensor(events, dtype=torch.long, device=context.device)
 
-    def _event_bits(self, context: torch.Tensor, nxt: torch.Tensor, event_inputs: torch.Tensor | None
-                    ) -> torch.Tensor | None:
-        """(B, 4) events (`events_to_bits`) of a model with event input: from `event_inputs` (B,) in 0..3 where
-        given, else read from the frames (`read_events`). None for a model without."""
+    def _event_inputs(self, context: torch.Tensor, nxt: torch.Tensor, event_inputs: torch.Tensor | None
+                      ) -> torch.Tensor | None:
+        """(B,) event inputs of a model with event input: `event_inputs` where given, else read from the
+        frames (`read_events`). None for a model without."""
         if not self.config.event_input:
             return None
-        if event_inputs is None:
-            event_inputs = self.read_events(context, nxt)
-        return events_to_bits(event_inputs)
+        return self.read_events(context, nxt) if event_inputs is None else event_inputs
 
     def loss(self, context: torch.Tensor, target: torch.Tensor, false_changes: torch.Tensor | None = None,
              serve_probe: tuple[nn.Module, torch.Tensor, float] | None = None,
@@ -284,17 +282,16 @@ class WorldModel(nn.Module):
         with one (`WorldModelConfig.event_input`); None reads them from the frames (`read_events`)."""
         last = context[:, -1] if encoder_last is None else encoder_last
         if train_encoder:
-            features = self.encoder.features(last, target)
-            latent, index, vq_loss = self.encoder.quantize(features, events)
+            latent, index, vq_loss = self.encoder(last, target, events)
         else:
             mode = self.encoder.training
             self.encoder.eval()  # no dead-code reset either
             with torch.no_grad():
-                features = self.encoder.features(last, target)
-                latent, index, _ = self.encoder.quantize(features, events)
+                latent, index, _ = self.encoder(last, target, events)
             self.encoder.train(mode)
             vq_loss = latent.new_zeros(())
-        logits = self.decoder(context, latent, self._event_bits(context, target, event_inputs))
+        inputs = self._event_inputs(context, target, event_inputs)
+        logits = self.decoder(context, latent, None if inputs is None else events_to_bits(inputs))
         changed = target != context[:, -1]
         weighted = changed
         if false_changes is not None and false_changes.any():
@@ -337,13 +334,9 @@ class WorldModel(nn.Module):
         (a model with event codes) the indices are those the decoder was trained on: an event's code,
         else the nearest free code. With event input, the index is code + codes * event input, the event
         input from `event_inputs` (B,) where given, else read from the frames (`read_events`)."""
-        features = self.encoder.features(context[:, -1], nxt)
-        index = self.encoder.quantize(features, events)[1]
-        if not self.config.event_input:
-            return index
-        if event_inputs is None:
-            event_inputs = self.read_events(context, nxt)
-        return index + self.config.codes * event_inputs.to(index)
+        index = self.encoder(context[:, -1], nxt, events)[1]
+        inputs = self._event_inputs(context, nxt, event_inputs)
+        return index if inputs is None else index + self.config.codes * inputs.to(index)
 
     @torch.no_grad()
     def predict_ids(self, context: torch.Tensor, latent_index: torch.Tensor) -> torch.Tensor:
