@@ -153,6 +153,7 @@ def cmd_train_action_map(args: argparse.Namespace) -> int:
     if args.tiny:
         config = ActionMapTrainConfig.tiny(config.data, config.world_model, config.out, serves=config.serves,
                                            context=config.context, presence=config.presence, life_head=config.life_head,
+                                           serve_head=config.serve_head, lives_digit=config.lives_digit,
                                            rare_share=config.rare_share)
     summary = train_action_map(config, progress=not args.quiet)
     print(f"held-out accuracy {100 * summary['held_out_accuracy']:.1f}% (a context-free action table: "

@@ -9,7 +9,9 @@ Reads held-out episodes. Prints:
 - the action map, from each held-out frame where the parser sees no ball: its odds of the serve bit
   after FIRE and after NOOP, and of the life bit, split by the RAM's state (the ball still in play:
   it left the screen below the paddle or hides; or waiting for a serve), and how often the env's
-  pick (the most likely code, the event drawn from the odds) sets each bit.
+  pick (the most likely code, the event drawn from the odds) sets each bit; then the serve odds after
+  FIRE where the emulator waits, split by how many frames before the lives digit fell (a map that
+  reads the fall knows the game waits).
 
     python benchmarks/event_odds.py --data data/breakout --checkpoint runs/world-model-ei/world_model.pt \\
         --action-map runs/action-map-ei/action_map.pt --start-states runs/action-map-ei/start_states.npz
@@ -59,7 +61,12 @@ def main() -> None:
         episode = load_episode(path)
         frames, lives, in_play = episode.frames, episode.lives, ram_ball_in_play(episode.ram)
         infos = [parse_frame(frame) for frame in frames]
-        for t in range(k, len(frames) - 1):
+        fell = None  # the frame where the lives digit last fell
+        for t in range(1, len(frames) - 1):
+            if infos[t].lives < infos[t - 1].lives:
+                fell = t
+            if t < k:
+                continue
             serve, lost = transition_events(infos[t - k_wm + 1:t + 1], infos[t + 1])
             if lives[t] > 0 and not in_play[t]:
                 waits.append((frames[t - k_wm + 1:t + 1], frames[t + 1], serve))
@@ -68,7 +75,8 @@ def main() -> None:
             if infos[t].ball is not None or lives[t] == 0:
                 continue
             env.reset(options={"frames": frames[t - k + 1:t + 1]})
-            rows.append((bool(in_play[t]), serve, lost, env.latent_probabilities(FIRE), env.latent_probabilities(NOOP)))
+            rows.append((bool(in_play[t]), serve, lost, env.latent_probabilities(FIRE), env.latent_probabilities(NOOP),
+                         None if fell is None else t - fell))
     print(f"{len(held)} held-out episodes; {len(waits)} transitions waiting for a serve, "
           f"{sum(w[2] for w in waits)} of them serve; {sum(x[2] for x in losses)} lose a life")
 
@@ -103,6 +111,15 @@ def main() -> None:
         if mask.any():
             print(f"| {name} | {mask.sum()} | {fire_serve[mask].mean():.2f} | {noop_serve[mask].mean():.2f} "
                   f"| {noop_life[mask].mean():.2f} |")
+
+    since = np.array([-1 if r[5] is None else r[5] for r in rows])
+    print("\n| waiting for a serve (RAM): the lives digit fell | frames | serve odds after FIRE | odds < 0.5 |"
+          "\n|---|---|---|---|")
+    for name, mask in (("on this frame", since == 0), ("1 to 7 frames before", (since >= 1) & (since <= 7)),
+                       ("8 or more frames before", since >= 8), ("never (the game's first ball)", since < 0)):
+        mask = mask & ~in_play
+        if mask.any():
+            print(f"| {name} | {mask.sum()} | {fire_serve[mask].mean():.2f} | {(fire_serve[mask] < 0.5).mean():.0%} |")
 
 
 if __name__ == "__main__":

@@ -125,6 +125,19 @@ def test_action_map_and_env_on_an_event_input_model(tmp_path, models):
     env.reset(seed=0)
     life = [env.latent_probabilities(a)[2 * codes:].sum() for a in range(4)]
     assert np.allclose(life, life[0], atol=1e-6) and 0 < life[0] < 1
+    # --serve-head: only FIRE serves, with odds from the context; --lives-digit reads the lives digit
+    served = run("train", "action-map", *base, "--world-model", str(checkpoint), "--out", str(tmp_path / "as"),
+                 "--serves", "--life-head", "--serve-head", "--lives-digit")
+    assert served.returncode == 0, served.stderr
+    env = NeuralBreakoutEnv(checkpoint, tmp_path / "as" / "action_map.pt", tmp_path / "as" / "start_states.npz")
+    env.reset(seed=0)
+    probs = [env.latent_probabilities(a).reshape(4, codes) for a in range(4)]  # (serve + 2 * life, code)
+    assert all(p[[1, 3]].sum() == 0 for a, p in enumerate(probs) if a != 1) and 0 < probs[1][[1, 3]].sum() < 1
+    assert np.allclose([p[2:].sum() for p in probs], probs[0][2:].sum(), atol=1e-6)
+    assert 0 <= env.step(1)[-1]["latent_action"] < 4 * codes
+    lone = run("train", "action-map", *base, "--world-model", str(checkpoint), "--out", str(tmp_path / "ay"),
+               "--serve-head")
+    assert lone.returncode == 2 and "--serve-head needs --life-head" in lone.stderr
     unfit = run("train", "action-map", *base, "--world-model", str(tmp_path / "wm" / "world_model.pt"), "--out",
                 str(tmp_path / "ax"), "--life-head")
     assert unfit.returncode == 2 and "--life-head needs a world model with the event input" in unfit.stderr

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from train.logger import command_line
-from train.world_model import WorldModelTrainConfig, load_split, pixel_events, ram_events, serve_transitions
+from train.world_model import (WorldModelTrainConfig, load_split, pixel_events, ram_events, ram_serves,
+                               serve_transitions)
 from worldmodel.action_map import ACTION_MAP_KIND, ActionMap, ActionMapConfig
 from worldmodel.breakout import ACTION_MEANINGS, EVENT_INPUTS, parse_frame
 from worldmodel.checkpoint import save_checkpoint
@@ -56,6 +57,11 @@ class ActionMapTrainConfig:
     life_head: bool = field(default=False, metadata={"help": "the odds of a lost life from the context alone, not "
                                                              "the action (`ActionMapConfig.life_head`; needs a world "
                                                              "model with the event input)"})
+    serve_head: bool = field(default=False, metadata={"help": "with --life-head: the serve odds are one logit of the "
+                                                              "context for FIRE alone, trained on every transition "
+                                                              "to say whether the game waits for FIRE (RAM)"})
+    lives_digit: bool = field(default=False, metadata={"help": "let the map read the lives digit of every context "
+                                                               "frame at full resolution"})
     serves: bool = field(default=False, metadata={"help": "also label every transition that leaves a frame where no "
                                                           "ball is in play (where FIRE serves)"})
     rare_share: float = field(default=0.25, metadata={"help": "share of each batch drawn from the rare transitions "
@@ -161,6 +167,8 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     if config.life_head and not world_model.config.event_input:
         raise ValueError(f"--life-head needs a world model with the event input; {config.world_model} has none "
                          f"(train world-model --event-input)")
+    if config.serve_head and not config.life_head:
+        raise ValueError("--serve-head needs --life-head")
     wm_training = world_model.summary.get("training_config", {})
     holdout_every = int(wm_training.get("holdout_every", 10))
     split = WorldModelTrainConfig(data=config.data, holdout_every=holdout_every,
@@ -190,6 +198,8 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
         if config.serves:
             rare = np.union1d(rare, np.flatnonzero(train_inputs > 0))
     train_index = np.union1d(train_index, rare)
+    # with the serve head: whether FIRE would serve from each transition's frame, for every action
+    waits = ram_serves(train, config.data)[0] if config.serve_head else None
     rare_pick = np.flatnonzero(np.isin(train_index, rare))  # their positions in train_index
     train_latent = label_latents(world_model, train, train_index, progress, "label training latents", train_events,
                                  train_inputs)
@@ -200,7 +210,8 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
 
     torch.manual_seed(config.seed)
     model_config = ActionMapConfig(classes=world_model.config.classes, context=k_map, codes=world_model.config.latents,
-                                   width=config.width, presence=config.presence, life_head=config.life_head)
+                                   width=config.width, presence=config.presence, life_head=config.life_head,
+                                   serve_head=config.serve_head, lives_digit=config.lives_digit)
     model = ActionMap(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     bar = tqdm(range(config.steps), desc="action map", unit="upd", disable=not progress, smoothing=0.05)
@@ -214,7 +225,8 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
         transitions = train_index[pick]
         context = torch.from_numpy(train.context(train.starts[transitions], k_map))
         action = torch.from_numpy(train.actions[transitions].astype(np.int64))
-        loss, metrics = model.loss(context, action, torch.from_numpy(train_latent[pick]))
+        waiting = None if waits is None else torch.from_numpy(waits[transitions])
+        loss, metrics = model.loss(context, action, torch.from_numpy(train_latent[pick]), waiting)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

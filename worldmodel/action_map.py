@@ -17,11 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import PADDLE_BOTTOM, PADDLE_TOP
+from worldmodel.breakout import DIGIT_TOP, FIRE, LIVES_DIGIT_X, PADDLE_BOTTOM, PADDLE_TOP
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.lam import PADDED_HEIGHT, PATCH
 
 ACTION_MAP_KIND = "action-map"
+DIGIT_H, DIGIT_W = 10, 12  # a score or lives digit, native pixels
 SHIPPED_ACTION_MAP = Path(__file__).resolve().parent.parent / "checkpoints" / "action_map.pt"
 
 
@@ -41,6 +42,13 @@ class ActionMapConfig:
                                                              "policies that recorded the data press FIRE once the "
                                                              "ball is gone, so a map that reads the action learns "
                                                              "that FIRE loses lives)"})
+    serve_head: bool = field(default=False, metadata={"help": "with life_head: the odds of a serve are one logit of "
+                                                              "the context, 'the game waits for FIRE', applied to "
+                                                              "FIRE alone (no other action serves), and trained on "
+                                                              "every transition from the emulator's RAM, not only "
+                                                              "where FIRE was pressed"})
+    lives_digit: bool = field(default=False, metadata={"help": "also read the lives digit of every context frame at "
+                                                               "full resolution (a life just lost: the game waits)"})
 
 
 def class_counts(ids: torch.Tensor, classes: int) -> torch.Tensor:
@@ -64,7 +72,9 @@ class ActionMap(nn.Module):
     where the paddle is and how it moved, which decides what a press does near a wall). With
     `presence`, a third: the first convolution's features max-pooled over the whole frame, which say
     whether something small, like the ball, is anywhere, and in which frames (a serve needs none in
-    play, a lost life a ball that left a few frames ago)."""
+    play, a lost life a ball that left a few frames ago). With `lives_digit`, a fourth: the lives
+    digit's pixels in every frame, whose fall says the game now waits for FIRE; the block counts blur
+    it (`benchmarks/event_odds.py`)."""
 
     def __init__(self, config: ActionMapConfig):
         super().__init__()
@@ -79,11 +89,20 @@ class ActionMap(nn.Module):
         if config.life_head and config.codes % 4:
             raise ValueError(f"life_head needs the latents of a world model with the event input (codes x 4), "
                              f"got {config.codes}")
-        outputs = config.actions * config.codes // 2 + 1 if config.life_head else config.actions * config.codes
-        self.mlp = nn.Sequential(nn.Linear(w * 7 * 5 + k * 160 + pooled, config.hidden), nn.SiLU(),
+        if config.serve_head and not config.life_head:
+            raise ValueError("serve_head needs life_head (both event bits get their own logit)")
+        if config.serve_head:  # code logits per action, then the life and the serve logits
+            outputs = config.actions * config.codes // 4 + 2
+        elif config.life_head:
+            outputs = config.actions * config.codes // 2 + 1
+        else:
+            outputs = config.actions * config.codes
+        digit = k * DIGIT_H * DIGIT_W if config.lives_digit else 0
+        self.mlp = nn.Sequential(nn.Linear(w * 7 * 5 + k * 160 + pooled + digit, config.hidden), nn.SiLU(),
                                  nn.Linear(config.hidden, outputs))
 
-    def forward(self, context: torch.Tensor) -> torch.Tensor:
+    def outputs(self, context: torch.Tensor) -> torch.Tensor:
+        """Context class ids (B, k, 210, 160) -> the MLP's outputs."""
         counts = class_counts(context, self.config.classes)
         first = self.convs[1](self.convs[0](counts))  # (B, w, 27, 20)
         x = self.convs[2:](first).flatten(1)
@@ -91,21 +110,54 @@ class ActionMap(nn.Module):
         views = [x, paddle]
         if self.config.presence:  # the strongest and weakest response anywhere: is it there at all?
             views += [first.amax(dim=(2, 3)), first.amin(dim=(2, 3))]
-        out = self.mlp(torch.cat(views, dim=1))
+        if self.config.lives_digit:
+            digit = context[:, :, DIGIT_TOP:DIGIT_TOP + DIGIT_H, LIVES_DIGIT_X:LIVES_DIGIT_X + DIGIT_W]
+            views.append((digit != 0).float().flatten(1))
+        return self.mlp(torch.cat(views, dim=1))
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        return self.log_probs(self.outputs(context))
+
+    def log_probs(self, out: torch.Tensor) -> torch.Tensor:
+        """The MLP's outputs -> logits (B, A, codes); with `life_head`, log-probabilities."""
+        a = self.config.actions
         if not self.config.life_head:
-            return out.view(-1, self.config.actions, self.config.codes)
+            return out.view(-1, a, self.config.codes)
         # log-probabilities: log P(code, serve | action) + log P(life lost | context); the latent index is
         # code + codes * (serve + 2 * life lost), so the lives-kept half comes first
-        half = self.config.codes // 2
-        pairs = out[:, :-1].view(-1, self.config.actions, half).log_softmax(dim=-1)
-        life = out[:, -1:, None]  # (B, 1, 1)
+        if self.config.serve_head:  # log P(code | action) + log P(serve | action): FIRE's is the waiting logit
+            codes = self.config.codes // 4
+            code = out[:, :a * codes].view(-1, a, codes).log_softmax(dim=-1)
+            waits = out[:, -1:, None]  # (B, 1, 1)
+            fire = (torch.arange(a) == FIRE).view(1, a, 1)
+            no_serve = torch.where(fire, F.logsigmoid(-waits), torch.zeros_like(waits))
+            serve = torch.where(fire, F.logsigmoid(waits), torch.full_like(waits, float("-inf")))
+            pairs = torch.cat([code + no_serve, code + serve], dim=-1)
+            life = out[:, -2:-1, None]
+        else:
+            pairs = out[:, :-1].view(-1, a, self.config.codes // 2).log_softmax(dim=-1)
+            life = out[:, -1:, None]  # (B, 1, 1)
         return torch.cat([pairs + F.logsigmoid(-life), pairs + F.logsigmoid(life)], dim=-1)
 
-    def loss(self, context: torch.Tensor, action: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        logits = self(context)[torch.arange(len(action)), action]  # (B, codes)
-        loss = F.cross_entropy(logits, latent)
+    def loss(self, context: torch.Tensor, action: torch.Tensor, latent: torch.Tensor,
+             waiting: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        """Cross-entropy of the recorded latent; with `serve_head`, the code's cross-entropy plus the
+        life's and the waiting's (`waiting`: (B,) bool, FIRE would serve here, from RAM)."""
+        out = self.outputs(context)
+        logits = self.log_probs(out)[torch.arange(len(action)), action]  # (B, codes)
         accuracy = (logits.argmax(dim=1) == latent).float().mean()
-        return loss, dict(loss=loss.item(), accuracy=accuracy.item())
+        if not self.config.serve_head:
+            loss = F.cross_entropy(logits, latent)
+            return loss, dict(loss=loss.item(), accuracy=accuracy.item())
+        if waiting is None:
+            raise ValueError("serve_head: loss needs `waiting`, whether FIRE would serve from each context")
+        codes = self.config.codes // 4
+        code = out[:, :self.config.actions * codes].view(-1, self.config.actions, codes)[torch.arange(len(action)), action]
+        code_loss = F.cross_entropy(code, latent % codes)
+        life_loss = F.binary_cross_entropy_with_logits(out[:, -2], (latent // (2 * codes)).float())
+        wait_loss = F.binary_cross_entropy_with_logits(out[:, -1], waiting.float())
+        loss = code_loss + life_loss + wait_loss
+        return loss, dict(loss=loss.item(), accuracy=accuracy.item(), wait_loss=wait_loss.item())
 
     @torch.no_grad()
     def probabilities(self, context: torch.Tensor, action: torch.Tensor) -> np.ndarray:
