@@ -17,12 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import DIGIT_TOP, FIRE, LIVES_DIGIT_X, PADDLE_BOTTOM, PADDLE_TOP
+from worldmodel.breakout import DIGIT_H, DIGIT_TOP, DIGIT_W, FIRE, LIVES_DIGIT_X, PADDLE_BOTTOM, PADDLE_TOP
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.lam import PADDED_HEIGHT, PATCH
 
 ACTION_MAP_KIND = "action-map"
-DIGIT_H, DIGIT_W = 10, 12  # a score or lives digit, native pixels
 SHIPPED_ACTION_MAP = Path(__file__).resolve().parent.parent / "checkpoints" / "action_map.pt"
 
 

@@ -38,6 +38,7 @@ EVENT_INPUTS = ("serve", "life lost")  # the bits of the world model's event inp
 
 # Digits are a 3x5 grid of 4x2-pixel blocks, 12 px wide, on rows 5..14.
 DIGIT_TOP = 5
+DIGIT_H, DIGIT_W = 10, 12
 SCORE_DIGIT_X = (36, 52, 68)
 LIVES_DIGIT_X = 100
 _DIGIT_CODES = {  # 15-bit block pattern, row-major, most significant bit = top-left block
@@ -84,7 +85,7 @@ def _check_frame(frame: np.ndarray) -> None:
 
 
 def _read_digit(frame: np.ndarray, x0: int) -> int:
-    blocks = _lit(frame[DIGIT_TOP : DIGIT_TOP + 10 : 2, x0 : x0 + 12 : 4])  # (5, 3)
+    blocks = _lit(frame[DIGIT_TOP : DIGIT_TOP + DIGIT_H : 2, x0 : x0 + DIGIT_W : 4])  # (5, 3)
     code = int(np.packbits(blocks.ravel(), bitorder="big").view(">u2")[0]) >> 1
     value = _DIGIT_CODES.get(code)
     if value is None:  # generated frames may blur a digit: take the nearest glyph
