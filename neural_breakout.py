@@ -154,7 +154,7 @@ def cmd_train_action_map(args: argparse.Namespace) -> int:
         config = ActionMapTrainConfig.tiny(config.data, config.world_model, config.out, serves=config.serves,
                                            context=config.context, presence=config.presence, life_head=config.life_head,
                                            serve_head=config.serve_head, lives_digit=config.lives_digit,
-                                           rare_share=config.rare_share)
+                                           memory=config.memory, rare_share=config.rare_share)
     summary = train_action_map(config, progress=not args.quiet)
     print(f"held-out accuracy {100 * summary['held_out_accuracy']:.1f}% (a context-free action table: "
           f"{100 * summary['action_table_baseline']:.1f}%); wrote {config.out}/action_map.pt and "

@@ -77,6 +77,10 @@ def _init_worker(config: RecordConfig, first_index: int, subprocess: bool = True
             sys.exit(1)
 
         signal.signal(signal.SIGTERM, stop)
+        # Ctrl-C reaches the whole process group. A worker interrupted inside the pool's queue can leave
+        # its lock held and hang `pool.terminate()`, so workers ignore it: the parent catches it and
+        # terminates the pool, whose SIGTERM lets each worker's `finally` remove its temp file.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if config.policy == "agent":
             import torch
 

@@ -81,3 +81,25 @@ def test_transition_events_read_serves_and_lost_lives():
     assert transition_events(empty, info(None, lives=4)) == (False, True)
     assert transition_events([info(None), info(None, lives=4)], info((90, SERVE_Y), lives=3)) == (True, True)
     assert transition_events(empty, info(None, lives=5)) == (False, False)
+
+
+def test_ball_memory_tracks_the_phase_past_any_context():
+    """Waiting at a game's start and after the lives digit falls; in play while a ball shows; gone for
+    so many steps, low or mid-field by where the ball was last seen, and one overdue state from
+    `OVERDUE_STEPS` on, however long the ball stays away."""
+    from worldmodel.breakout import LOW_Y, MEMORY_NAMES, OVERDUE_STEPS, FrameInfo, memory_states
+
+    def info(ball, lives=5):
+        return FrameInfo(ball=ball, paddle_x=60, bricks=np.ones((BRICK_ROWS, BRICK_COLS), bool), score=0, lives=lives)
+
+    names = lambda infos: [MEMORY_NAMES[s] for s in memory_states(infos)]  # noqa: E731
+    assert names([info(None), info(None), info((40, 125)), info((42, 129))]) == ["waiting", "waiting", "in play",
+                                                                                  "in play"]
+    lost = [info((40, LOW_Y + 2))] + [info(None)] * (OVERDUE_STEPS + 3) + [info(None, lives=4), info(None, lives=4)]
+    assert names(lost) == (["in play"] + [f"gone {s} low" for s in range(1, OVERDUE_STEPS)]
+                           + [f"gone {OVERDUE_STEPS}+ steps"] * 4 + ["waiting", "waiting"])
+    hidden = [info((40, 80)), info(None), info(None), info((44, 72))]
+    assert names(hidden) == ["in play", "gone 1 mid-field", "gone 2 mid-field", "in play"]
+    # a digit that falls while a ball shows (a serve on the same step) leaves the ball in play
+    assert names([info(None), info((40, 125), lives=4), info(None, lives=4)]) == ["waiting", "in play",
+                                                                                 "gone 1 mid-field"]

@@ -138,6 +138,35 @@ def test_action_map_and_env_on_an_event_input_model(tmp_path, models):
     lone = run("train", "action-map", *base, "--world-model", str(checkpoint), "--out", str(tmp_path / "ay"),
                "--serve-head")
     assert lone.returncode == 2 and "--serve-head needs --life-head" in lone.stderr
+    # --memory: the life and serve odds are counted per state of the ball's memory, which the env tracks
+    remembered = run("train", "action-map", *base, "--world-model", str(checkpoint), "--out", str(tmp_path / "am2"),
+                     "--serves", "--life-head", "--serve-head", "--memory")
+    assert remembered.returncode == 0, remembered.stderr
+    table = json.loads(remembered.stdout.splitlines()[-1])["memory_table"]
+    assert table["in play"]["transitions"] > 0 and table["in play"]["lives_lost"] == table["in play"]["waiting"] == 0
+    assert table["waiting"]["waiting"] == table["waiting"]["transitions"] > 0
+    env = NeuralBreakoutEnv(checkpoint, tmp_path / "am2" / "action_map.pt", tmp_path / "am2" / "start_states.npz")
+    bank = env.start_states
+    empty = bank["frames"][list(bank["kind"]).index("game start")]  # no ball yet: the game waits for FIRE
+    env.reset(options={"frames": empty})
+    assert env._memory.phase == "waiting"
+    probs = [env.latent_probabilities(a).reshape(4, codes) for a in range(4)]
+    assert probs[1][[1, 3]].sum() > 0.9 and all(p[[1, 3]].sum() == 0 for a, p in enumerate(probs) if a != 1)
+    assert probs[1][2:].sum() < 0.1  # no life is lost while the game waits
+    env.reset(options={"frames": bank["frames"][list(bank["kind"]).index("in game")]})
+    assert env._memory.phase == "play" and env.latent_probabilities(1).reshape(4, codes)[[1, 3]].sum() < 0.1
+    # game over: a life taken while the counter shows 1 ends the game (no recorded frame shows 0)
+    certain_loss = np.zeros(4 * codes)
+    certain_loss[2 * codes] = 1.0  # code 0, no serve, life lost
+    env.latent_probabilities = lambda action: certain_loss
+    for lives, over in ((3, False), (1, True)):
+        env.reset(options={"frames": empty})
+        env._lives = lives
+        *_, terminated, truncated, info = env.step(0)
+        assert terminated is over and info["latent_action"] == 2 * codes and (info["lives"] == 0) is over
+    bare = run("train", "action-map", *base, "--world-model", str(checkpoint), "--out", str(tmp_path / "az"),
+               "--life-head", "--memory")
+    assert bare.returncode == 2 and "--memory needs --serve-head" in bare.stderr
     unfit = run("train", "action-map", *base, "--world-model", str(tmp_path / "wm" / "world_model.pt"), "--out",
                 str(tmp_path / "ax"), "--life-head")
     assert unfit.returncode == 2 and "--life-head needs a world model with the event input" in unfit.stderr

@@ -17,6 +17,12 @@ transitions (events, and no-ball frames with `--serves`) fill `--rare-share` of 
 the ball was last seen (2 or 3 for two lost lives in three, `benchmarks/event_codes.py`), so from the
 last 4 frames the map can tell when to pick the lost-life code, which two frames cannot. The env keeps as many frames as the longer of
 the two needs, and the start bank holds that many.
+
+`--memory` (with `--life-head --serve-head`) counts the odds of a lost life and of "FIRE serves" per
+state of the ball's memory (`breakout.BallMemory`: in play, gone for 1 to 5 steps from mid-field or
+from the paddle's rows, gone 6 or more, waiting), over every training transition. The env tracks
+that state from every frame since reset, so a life the map has not yet taken stays due after the
+ball has left the context, and an empty screen after a lost life still waits for FIRE.
 Writes OUT/action_map.pt and OUT/start_states.npz.
 """
 
@@ -32,10 +38,10 @@ import numpy as np
 import torch
 
 from train.logger import command_line
-from train.world_model import (WorldModelTrainConfig, load_split, pixel_events, ram_events, ram_serves,
-                               serve_transitions)
+from train.world_model import (WorldModelTrainConfig, load_split, parse_store, pixel_events, ram_events, ram_serves,
+                               serve_transitions, store_memory)
 from worldmodel.action_map import ACTION_MAP_KIND, ActionMap, ActionMapConfig
-from worldmodel.breakout import ACTION_MEANINGS, EVENT_INPUTS, parse_frame
+from worldmodel.breakout import ACTION_MEANINGS, EVENT_INPUTS, MEMORY_NAMES, parse_frame
 from worldmodel.checkpoint import save_checkpoint
 from worldmodel.frames import FrameStore
 from worldmodel.lam import EVENTS
@@ -62,6 +68,10 @@ class ActionMapTrainConfig:
                                                               "to say whether the game waits for FIRE (RAM)"})
     lives_digit: bool = field(default=False, metadata={"help": "let the map read the lives digit of every context "
                                                                "frame at full resolution"})
+    memory: bool = field(default=False, metadata={"help": "with --serve-head: the life and serve odds are counted per "
+                                                          "state of the ball's memory (in play, gone for how many "
+                                                          "steps, waiting), which the env tracks past the context "
+                                                          "(`ActionMapConfig.memory`)"})
     serves: bool = field(default=False, metadata={"help": "also label every transition that leaves a frame where no "
                                                           "ball is in play (where FIRE serves)"})
     rare_share: float = field(default=0.25, metadata={"help": "share of each batch drawn from the rare transitions "
@@ -144,13 +154,17 @@ def save_start_bank(bank: dict, path: Path) -> Path:
 
 
 @torch.no_grad()
-def predict_latents(model: ActionMap, store: FrameStore, index: np.ndarray, k: int) -> np.ndarray:
-    """The map's most likely latent for each transition's recorded action."""
+def predict_latents(model: ActionMap, store: FrameStore, index: np.ndarray, k: int,
+                    memory: np.ndarray | None = None) -> np.ndarray:
+    """The map's most likely latent for each transition's recorded action (`memory`: the memory state
+    of each of the store's transitions, for a map that reads it)."""
     predicted = np.empty(len(index), dtype=np.int64)
     for i in range(0, len(index), 128):
-        context = torch.from_numpy(store.context(store.starts[index[i:i + 128]], k))
-        action = torch.from_numpy(store.actions[index[i:i + 128]].astype(np.int64))
-        predicted[i:i + 128] = model.probabilities(context, action).argmax(axis=1)
+        chunk = index[i:i + 128]
+        context = torch.from_numpy(store.context(store.starts[chunk], k))
+        action = torch.from_numpy(store.actions[chunk].astype(np.int64))
+        states = None if memory is None else torch.from_numpy(memory[chunk])
+        predicted[i:i + 128] = model.probabilities(context, action, states).argmax(axis=1)
     return predicted
 
 
@@ -169,6 +183,8 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
                          f"(train world-model --event-input)")
     if config.serve_head and not config.life_head:
         raise ValueError("--serve-head needs --life-head")
+    if config.memory and not config.serve_head:
+        raise ValueError("--memory needs --serve-head")
     wm_training = world_model.summary.get("training_config", {})
     holdout_every = int(wm_training.get("holdout_every", 10))
     split = WorldModelTrainConfig(data=config.data, holdout_every=holdout_every,
@@ -192,9 +208,13 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     elif config.serves:
         rare = serve_transitions(train, config.data)
         held_serves = serve_transitions(held, config.data)
-    train_inputs = held_inputs = None
+    train_inputs = held_inputs = train_memory = held_memory = None
     if world_model.config.event_input:  # read once per store; the events are rare: oversample them too
-        train_inputs, held_inputs = pixel_events(train, k, progress), pixel_events(held, k, progress)
+        train_infos, held_infos = parse_store(train, progress), parse_store(held, progress)
+        train_inputs, held_inputs = pixel_events(train, k, infos=train_infos), pixel_events(held, k, infos=held_infos)
+        if config.memory:
+            train_memory, held_memory = store_memory(train, train_infos), store_memory(held, held_infos)
+        del train_infos, held_infos
         if config.serves:
             rare = np.union1d(rare, np.flatnonzero(train_inputs > 0))
     train_index = np.union1d(train_index, rare)
@@ -211,8 +231,12 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     torch.manual_seed(config.seed)
     model_config = ActionMapConfig(classes=world_model.config.classes, context=k_map, codes=world_model.config.latents,
                                    width=config.width, presence=config.presence, life_head=config.life_head,
-                                   serve_head=config.serve_head, lives_digit=config.lives_digit)
+                                   serve_head=config.serve_head, lives_digit=config.lives_digit,
+                                   memory=config.memory)
     model = ActionMap(model_config)
+    memory_table = None
+    if config.memory:  # counted over every training transition, not fitted by gradient
+        memory_table = model.fit_memory(train_memory, (train_inputs >> 1) & 1, waits)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     bar = tqdm(range(config.steps), desc="action map", unit="upd", disable=not progress, smoothing=0.05)
     for step in bar:
@@ -226,7 +250,8 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
         context = torch.from_numpy(train.context(train.starts[transitions], k_map))
         action = torch.from_numpy(train.actions[transitions].astype(np.int64))
         waiting = None if waits is None else torch.from_numpy(waits[transitions])
-        loss, metrics = model.loss(context, action, torch.from_numpy(train_latent[pick]), waiting)
+        memory = None if train_memory is None else torch.from_numpy(train_memory[transitions])
+        loss, metrics = model.loss(context, action, torch.from_numpy(train_latent[pick]), waiting, memory)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -235,9 +260,9 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     model.eval()
 
     held_actions = held.actions[held_index].astype(np.int64)
-    correct = predict_latents(model, held, held_index, k_map) == held_latent
+    correct = predict_latents(model, held, held_index, k_map, held_memory) == held_latent
     serve_actions = held.actions[held_serves].astype(np.int64)
-    serve_correct = predict_latents(model, held, held_serves, k_map) == held_serve_latent
+    serve_correct = predict_latents(model, held, held_serves, k_map, held_memory) == held_serve_latent
     # the baseline a context-free table reaches: the commonest training latent of each action
     train_actions = train.actions[train_index]
     table = np.array([np.bincount(train_latent[train_actions == a], minlength=model_config.codes).argmax()
@@ -255,9 +280,9 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     if held_events is not None:  # does the map pick an event's code when, and only when, it comes?
         free = world_model.config.codes - world_model.config.event_codes
         event_index = np.flatnonzero(held_events >= 0)
-        event_hit = predict_latents(model, held, event_index, k_map) == free + held_events[event_index]
+        event_hit = predict_latents(model, held, event_index, k_map, held_memory) == free + held_events[event_index]
         quiet = held_index[held_events[held_index] < 0]
-        false_event = predict_latents(model, held, quiet, k_map) >= free
+        false_event = predict_latents(model, held, quiet, k_map, held_memory) >= free
         accuracy.update(
             held_out_event_recall={name: float(event_hit[held_events[event_index] == i].mean())
                                    for i, name in enumerate(EVENTS[:world_model.config.event_codes])
@@ -268,13 +293,17 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
     if held_inputs is not None:  # does the map set each event bit when, and only when, the event comes?
         codes = world_model.config.codes
         pool = np.union1d(held_index, np.flatnonzero(held_inputs > 0))
-        bits = predict_latents(model, held, pool, k_map) // codes
+        bits = predict_latents(model, held, pool, k_map, held_memory) // codes
         truth = held_inputs[pool]
         accuracy["held_out_event_input"] = {
             name: dict(events=int(((truth >> b) & 1).sum()),
                        recall=float(((bits >> b) & 1)[((truth >> b) & 1) == 1].mean()) if ((truth >> b) & 1).any() else None,
                        false_rate=float(((bits >> b) & 1)[((truth >> b) & 1) == 0].mean()))
             for b, name in enumerate(EVENT_INPUTS)}
+    if memory_table is not None:  # per memory state: training transitions, lost lives, waiting for FIRE
+        accuracy["memory_table"] = {name: dict(transitions=n, lives_lost=l, waiting=w) for name, n, l, w in
+                                    zip(MEMORY_NAMES, memory_table["transitions"], memory_table["life"],
+                                        memory_table["waiting"])}
     out = Path(config.out)
     summary = dict(**accuracy, world_model=str(config.world_model), data=config.data,
                    train_transitions=int(len(train_index)), steps=config.steps,

@@ -71,8 +71,8 @@ import numpy as np
 import torch
 
 from train.logger import RunLogger, command_line
-from worldmodel.breakout import (BALL_H, BRICK_BOTTOM, BRICK_TOP, parse_frame, ram_ball_in_play, ram_ball_positions,
-                                  transition_events)
+from worldmodel.breakout import (BALL_H, BRICK_BOTTOM, BRICK_TOP, memory_states, parse_frame, ram_ball_in_play,
+                                  ram_ball_positions, transition_events)
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.colors import ColorTable
 from worldmodel.frames import FrameStore
@@ -295,15 +295,29 @@ def ram_ball_transitions(store: FrameStore, data: str) -> tuple[np.ndarray, np.n
     return bounce, bricks
 
 
-def pixel_events(store: FrameStore, k: int, progress: bool = False) -> np.ndarray:
-    """The event input of each of the store's transitions (int64, 0..3: serve + 2 * life lost), read by
-    the frame parser from its `k` context frames (fewer at an episode's start) and next frame, as
-    `WorldModel.read_events` reads them (`breakout.transition_events`). Each frame is parsed once."""
+def parse_store(store: FrameStore, progress: bool = False) -> list:
+    """`parse_frame` of every frame in the store, in order."""
     from tqdm import tqdm
 
     infos = []
-    for i in tqdm(range(0, len(store.frames), 1024), desc="read events", unit="chunk", disable=not progress):
+    for i in tqdm(range(0, len(store.frames), 1024), desc="parse frames", unit="chunk", disable=not progress):
         infos += [parse_frame(frame) for frame in store.table.to_rgb(store.frames[i:i + 1024])]
+    return infos
+
+
+def store_memory(store: FrameStore, infos: list) -> np.ndarray:
+    """The ball's memory state (`breakout.BallMemory`) of each of the store's transitions: after its
+    frame, tracked from its episode's first frame (int64, len(store))."""
+    states = np.concatenate([memory_states(infos[o:e]) for o, e in zip(store.offsets[:-1], store.offsets[1:])])
+    return states[store.starts]
+
+
+def pixel_events(store: FrameStore, k: int, progress: bool = False, infos: list | None = None) -> np.ndarray:
+    """The event input of each of the store's transitions (int64, 0..3: serve + 2 * life lost), read by
+    the frame parser from its `k` context frames (fewer at an episode's start) and next frame, as
+    `WorldModel.read_events` reads them (`breakout.transition_events`). Each frame is parsed once
+    (`infos`: `parse_store`'s, if already read)."""
+    infos = parse_store(store, progress) if infos is None else infos
     first = store.offsets[store.episode_of_frame[store.starts]]
     events = np.empty(len(store), dtype=np.int64)
     for j, (start, begin) in enumerate(zip(store.starts, first)):

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import DIGIT_H, DIGIT_TOP, DIGIT_W, FIRE, LIVES_DIGIT_X, PADDLE_BOTTOM, PADDLE_TOP
+from worldmodel.breakout import (DIGIT_H, DIGIT_TOP, DIGIT_W, FIRE, LIVES_DIGIT_X, MEMORY_STATES, PADDLE_BOTTOM,
+                                 PADDLE_TOP)
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.lam import PADDED_HEIGHT, PATCH
 
@@ -48,6 +49,12 @@ class ActionMapConfig:
                                                               "where FIRE was pressed"})
     lives_digit: bool = field(default=False, metadata={"help": "also read the lives digit of every context frame at "
                                                                "full resolution (a life just lost: the game waits)"})
+    memory: bool = field(default=False, metadata={"help": "with serve_head: the odds of a lost life and of 'the game "
+                                                          "waits for FIRE' come from the ball's memory state "
+                                                          "(`breakout.BallMemory`: in play, gone for how many steps "
+                                                          "and from where, waiting), counted over the training data, "
+                                                          "not from the pixels: the env remembers the ball past the "
+                                                          "context, so an overdue life is still taken"})
 
 
 def class_counts(ids: torch.Tensor, classes: int) -> torch.Tensor:
@@ -73,7 +80,9 @@ class ActionMap(nn.Module):
     whether something small, like the ball, is anywhere, and in which frames (a serve needs none in
     play, a lost life a ball that left a few frames ago). With `lives_digit`, a fourth: the lives
     digit's pixels in every frame, whose fall says the game now waits for FIRE; the block counts blur
-    it (`benchmarks/event_odds.py`)."""
+    it (`benchmarks/event_odds.py`). With `memory`, the odds of a lost life and of a serve are not read
+    from the context at all but looked up per state of the ball's memory (`breakout.BallMemory`),
+    counted over the training data (`fit_memory`): the env carries that state past the context."""
 
     def __init__(self, config: ActionMapConfig):
         super().__init__()
@@ -90,7 +99,14 @@ class ActionMap(nn.Module):
                              f"got {config.codes}")
         if config.serve_head and not config.life_head:
             raise ValueError("serve_head needs life_head (both event bits get their own logit)")
-        if config.serve_head:  # code logits per action, then the life and the serve logits
+        if config.memory and not config.serve_head:
+            raise ValueError("memory needs serve_head (it gives the life and the serve logits)")
+        if config.memory:  # code logits per action; the life and serve logits are the memory tables'
+            outputs = config.actions * config.codes // 4
+            # log-odds of a lost life on the next step, and of 'FIRE serves', per memory state
+            self.register_buffer("life_table", torch.zeros(MEMORY_STATES))
+            self.register_buffer("wait_table", torch.zeros(MEMORY_STATES))
+        elif config.serve_head:  # code logits per action, then the life and the serve logits
             outputs = config.actions * config.codes // 4 + 2
         elif config.life_head:
             outputs = config.actions * config.codes // 2 + 1
@@ -114,10 +130,20 @@ class ActionMap(nn.Module):
             views.append((digit != 0).float().flatten(1))
         return self.mlp(torch.cat(views, dim=1))
 
-    def forward(self, context: torch.Tensor) -> torch.Tensor:
-        return self.log_probs(self.outputs(context))
+    def forward(self, context: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
+        return self.log_probs(self.outputs(context), memory)
 
-    def log_probs(self, out: torch.Tensor) -> torch.Tensor:
+    def event_logits(self, out: torch.Tensor, memory: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """With `serve_head`: the (life, waiting) logits, (B,) each: from the memory tables (`memory`:
+        (B,) `BallMemory.state`) or the MLP's last two outputs."""
+        if not self.config.memory:
+            return out[:, -2], out[:, -1]
+        if memory is None:
+            raise ValueError("this action map reads the ball's memory: pass `memory`, the BallMemory state of "
+                             "each context")
+        return self.life_table[memory], self.wait_table[memory]
+
+    def log_probs(self, out: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
         """The MLP's outputs -> logits (B, A, codes); with `life_head`, log-probabilities."""
         a = self.config.actions
         if not self.config.life_head:
@@ -127,41 +153,61 @@ class ActionMap(nn.Module):
         if self.config.serve_head:  # log P(code | action) + log P(serve | action): FIRE's is the waiting logit
             codes = self.config.codes // 4
             code = out[:, :a * codes].view(-1, a, codes).log_softmax(dim=-1)
-            waits = out[:, -1:, None]  # (B, 1, 1)
+            life, waits = (x[:, None, None] for x in self.event_logits(out, memory))  # (B, 1, 1) each
             fire = (torch.arange(a) == FIRE).view(1, a, 1)
             no_serve = torch.where(fire, F.logsigmoid(-waits), torch.zeros_like(waits))
             serve = torch.where(fire, F.logsigmoid(waits), torch.full_like(waits, float("-inf")))
             pairs = torch.cat([code + no_serve, code + serve], dim=-1)
-            life = out[:, -2:-1, None]
         else:
             pairs = out[:, :-1].view(-1, a, self.config.codes // 2).log_softmax(dim=-1)
             life = out[:, -1:, None]  # (B, 1, 1)
         return torch.cat([pairs + F.logsigmoid(-life), pairs + F.logsigmoid(life)], dim=-1)
 
     def loss(self, context: torch.Tensor, action: torch.Tensor, latent: torch.Tensor,
-             waiting: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+             waiting: torch.Tensor | None = None, memory: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """Cross-entropy of the recorded latent; with `serve_head`, the code's cross-entropy plus the
-        life's and the waiting's (`waiting`: (B,) bool, FIRE would serve here, from RAM)."""
+        life's and the waiting's (`waiting`: (B,) bool, FIRE would serve here, from RAM); with
+        `memory`, the code's alone (the tables are counted, `fit_memory`)."""
         out = self.outputs(context)
-        logits = self.log_probs(out)[torch.arange(len(action)), action]  # (B, codes)
+        logits = self.log_probs(out, memory)[torch.arange(len(action)), action]  # (B, codes)
         accuracy = (logits.argmax(dim=1) == latent).float().mean()
         if not self.config.serve_head:
             loss = F.cross_entropy(logits, latent)
             return loss, dict(loss=loss.item(), accuracy=accuracy.item())
-        if waiting is None:
-            raise ValueError("serve_head: loss needs `waiting`, whether FIRE would serve from each context")
         codes = self.config.codes // 4
         code = out[:, :self.config.actions * codes].view(-1, self.config.actions, codes)[torch.arange(len(action)), action]
         code_loss = F.cross_entropy(code, latent % codes)
+        if self.config.memory:
+            return code_loss, dict(loss=code_loss.item(), accuracy=accuracy.item())
+        if waiting is None:
+            raise ValueError("serve_head: loss needs `waiting`, whether FIRE would serve from each context")
         life_loss = F.binary_cross_entropy_with_logits(out[:, -2], (latent // (2 * codes)).float())
         wait_loss = F.binary_cross_entropy_with_logits(out[:, -1], waiting.float())
         loss = code_loss + life_loss + wait_loss
         return loss, dict(loss=loss.item(), accuracy=accuracy.item(), wait_loss=wait_loss.item())
 
     @torch.no_grad()
-    def probabilities(self, context: torch.Tensor, action: torch.Tensor) -> np.ndarray:
-        """(B, k, 210, 160) class ids, (B,) actions -> (B, codes) probabilities."""
-        logits = self(context)[torch.arange(len(action)), action]
+    def fit_memory(self, states: np.ndarray, life: np.ndarray, waiting: np.ndarray) -> dict:
+        """With `memory`: set the tables to the log-odds counted over transitions (`states`: their
+        BallMemory state; `life`: the lives digit falls on the next frame; `waiting`: FIRE would serve,
+        from RAM), with half a count of each outcome added (a state never seen gets odds 1:1).
+        Returns the counts per state."""
+        if not self.config.memory:
+            raise ValueError("fit_memory needs an action map with memory")
+        seen = np.bincount(states, minlength=MEMORY_STATES).astype(np.float64)
+        table = {}
+        for name, target, labels in (("life", self.life_table, life), ("waiting", self.wait_table, waiting)):
+            hits = np.bincount(states, weights=labels.astype(np.float64), minlength=MEMORY_STATES)
+            target.copy_(torch.from_numpy(np.log((hits + 0.5) / (seen - hits + 0.5))).float())
+            table[name] = hits.astype(int).tolist()
+        table["transitions"] = seen.astype(int).tolist()
+        return table
+
+    @torch.no_grad()
+    def probabilities(self, context: torch.Tensor, action: torch.Tensor,
+                      memory: torch.Tensor | None = None) -> np.ndarray:
+        """(B, k, 210, 160) class ids, (B,) actions [, (B,) memory states] -> (B, codes) probabilities."""
+        logits = self(context, memory)[torch.arange(len(action)), action]
         return torch.softmax(logits, dim=1).numpy()
 
 

@@ -193,6 +193,53 @@ def transition_events(before: list[FrameInfo], after: FrameInfo) -> tuple[bool, 
     return serve, after.lives < before[-1].lives
 
 
+# The ball's phase, remembered across frames: what a context of a few frames cannot show once the
+# ball has been gone longer than the context is long (a lost life that is overdue), or whether an
+# empty screen waits for FIRE or hides a ball. Indices of `BallMemory.state`:
+OVERDUE_STEPS = 6  # gone this many steps or more: one state, whatever the ball's last row
+LOW_Y = PADDLE_TOP - 8  # a ball last seen at or below this row left by the paddle (else: hidden mid-field)
+MEMORY_STATES = 3 + 2 * (OVERDUE_STEPS - 1)
+MEMORY_NAMES = (("in play", "waiting", f"gone {OVERDUE_STEPS}+ steps")
+                + tuple(f"gone {s} {where}" for where in ("mid-field", "low") for s in range(1, OVERDUE_STEPS)))
+
+
+class BallMemory:
+    """The ball's phase, read from parsed frames one at a time: in play (a ball shows), gone (it showed
+    and has not for `since` frames, with no life lost since), or waiting (a life was lost since it last
+    showed, or none has shown since the game began: FIRE serves). The env and the training data
+    track it the same way, from the first frame they have."""
+
+    def __init__(self):
+        self.phase, self.since, self.last_y, self.lives = "waiting", 0, 0, None
+
+    def update(self, info: FrameInfo) -> "BallMemory":
+        if self.lives is not None and info.lives < self.lives:
+            self.phase = "waiting"
+        self.lives = info.lives
+        if info.ball is not None:
+            self.phase, self.since, self.last_y = "play", 0, info.ball[1]
+        elif self.phase != "waiting":
+            self.phase, self.since = "gone", self.since + 1
+        return self
+
+    @property
+    def state(self) -> int:
+        """0 in play, 1 waiting, 2 gone `OVERDUE_STEPS` or more, then gone 1.. steps mid-field, then low."""
+        if self.phase == "play":
+            return 0
+        if self.phase == "waiting":
+            return 1
+        if self.since >= OVERDUE_STEPS:
+            return 2
+        return 3 + (self.since - 1) + (OVERDUE_STEPS - 1) * int(self.last_y >= LOW_Y)
+
+
+def memory_states(infos: list[FrameInfo]) -> np.ndarray:
+    """`BallMemory.state` after each frame of one episode (int64, len(infos))."""
+    memory = BallMemory()
+    return np.array([memory.update(info).state for info in infos], dtype=np.int64)
+
+
 # ---------------------------------------------------------------------------------------------
 # RAM decoding (emulator state). Addresses from the design card; the brick bit layout is the
 # Atari playfield: per brick row, six bytes hold PF0/PF1/PF2 of the left and right screen halves.

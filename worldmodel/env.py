@@ -4,7 +4,9 @@ Same spaces and action meanings as `ALE/Breakout-v5` (RGB 210x160x3, NOOP FIRE R
 agent, recorder or front end runs on either. Each step the action map turns the real action into a
 latent action for the current context, and the world model generates the next frame from it. The
 reward is the score delta read off the generated frame by the frame parser; the episode terminates
-when the generated lives counter shows 0 and no ball is in play.
+at game over: when the latent action takes a life while the lives counter shows 1 (the real game
+ends there, so no recorded frame shows 0), or when the generated counter shows 0 and no ball is in
+play.
 
     env = gymnasium.make("NeuralBreakout-v0")
     obs, info = env.reset(seed=0)                       # a real start state from the shipped bank
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 from worldmodel.action_map import ActionMap, load_action_map
-from worldmodel.breakout import ACTION_MEANINGS, FRAME_SHAPE, parse_frame
+from worldmodel.breakout import ACTION_MEANINGS, FRAME_SHAPE, BallMemory, parse_frame
 from worldmodel.errors import NeuralBreakoutError
 from worldmodel.world_model import WorldModel, load_world_model
 
@@ -51,7 +53,12 @@ class NeuralBreakoutEnv(gym.Env):
     is then drawn from the map's odds given that code, with the env's seeded generator: when a
     missed ball costs its life, or a press of FIRE serves, is chance as the context shows it, and the
     most likely event would be "none" at every single step. `sample=True` draws the whole latent
-    action from the map's distribution. Either way the same seed and actions give the same frames."""
+    action from the map's distribution. Either way the same seed and actions give the same frames.
+
+    The env remembers the ball's phase (`breakout.BallMemory`) from every frame since reset: in play,
+    gone for how many steps, or waiting for FIRE. A map trained with `--memory` draws the lost life
+    and the serve from that phase rather than from its context frames, so a life is still taken
+    when the ball has been gone longer than the context is long."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
 
@@ -81,6 +88,7 @@ class NeuralBreakoutEnv(gym.Env):
         self._context: torch.Tensor | None = None  # (1, context_length, 210, 160) class ids, oldest first
         self._frame: np.ndarray | None = None
         self._score = self._lives = 0
+        self._memory = BallMemory()  # the ball's phase, read from every frame since reset
 
     def get_action_meanings(self) -> list[str]:
         return list(ACTION_MEANINGS)
@@ -102,19 +110,24 @@ class NeuralBreakoutEnv(gym.Env):
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != FRAME_SHAPE or len(frames) < 1:
             raise NeuralBreakoutError(f"options['frames'] must be uint8 (k, 210, 160, 3) real frames, got "
                                       f"{frames.dtype} {frames.shape}")
+        self._memory = BallMemory()  # from the first frame given, as the training data from an episode's first
+        for frame in frames[:-1]:
+            self._memory.update(parse_frame(frame))
+        parsed = parse_frame(frames[-1])
+        self._memory.update(parsed)
         if len(frames) < k:  # too few frames: repeat the oldest, as training does at an episode start
             frames = np.concatenate([np.repeat(frames[:1], k - len(frames), axis=0), frames])
         frames = frames[-k:]
         self._context = torch.from_numpy(self.world_model.table.to_ids(frames))[None]
         self._frame = frames[-1].copy()
-        parsed = parse_frame(self._frame)
         self._score, self._lives = parsed.score, parsed.lives
         return self._frame.copy(), self._info()
 
     def latent_probabilities(self, action: int) -> np.ndarray:
         """The action map's distribution over latent actions for `action` in the current context."""
         context = self._context[:, -self.action_map.config.context:]
-        return self.action_map.probabilities(context, torch.tensor([action]))[0]
+        memory = torch.tensor([self._memory.state]) if self.action_map.config.memory else None
+        return self.action_map.probabilities(context, torch.tensor([action]), memory)[0]
 
     def _most_likely_code(self, probs: np.ndarray) -> int:
         """The latent index of the most likely code (summed over event inputs), with its event input
@@ -143,9 +156,14 @@ class NeuralBreakoutEnv(gym.Env):
         self._context = torch.cat([self._context[:, 1:], ids[:, None]], dim=1)
         self._frame = self.world_model.table.to_rgb(ids[0].numpy())
         parsed = parse_frame(self._frame)
+        self._memory.update(parsed)
         reward = float(parsed.score - self._score)
-        self._score, self._lives = parsed.score, parsed.lives
-        terminated = parsed.lives == 0 and parsed.ball is None
+        # game over: the last life lost. The real game ends on that step with the digit still at 1 (no
+        # recorded frame shows 0), so the decoder never draws 0: the life event at 1 is the end
+        life_lost = self.world_model.config.event_input and latent // self.world_model.config.codes >= 2
+        last_life = bool(life_lost and self._lives <= 1)
+        self._score, self._lives = parsed.score, 0 if last_life else parsed.lives
+        terminated = last_life or (parsed.lives == 0 and parsed.ball is None)
         return self._frame.copy(), reward, terminated, False, self._info(latent)
 
     def render(self):
