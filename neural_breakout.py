@@ -151,10 +151,10 @@ def cmd_train_action_map(args: argparse.Namespace) -> int:
 
     config = config_from_args(ActionMapTrainConfig, args)
     if args.tiny:
-        config = ActionMapTrainConfig.tiny(config.data, config.world_model, config.out, serves=config.serves,
-                                           context=config.context, presence=config.presence, life_head=config.life_head,
-                                           serve_head=config.serve_head, lives_digit=config.lives_digit,
-                                           memory=config.memory, rare_share=config.rare_share)
+        sizes = ("data", "world_model", "out", "transitions", "held_out", "steps", "batch_size", "width",
+                 "bank_starts", "bank_states", "max_episodes")  # the preset's; every other option passes through
+        kept = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in sizes}
+        config = ActionMapTrainConfig.tiny(config.data, config.world_model, config.out, **kept)
     summary = train_action_map(config, progress=not args.quiet)
     print(f"held-out accuracy {100 * summary['held_out_accuracy']:.1f}% (a context-free action table: "
           f"{100 * summary['action_table_baseline']:.1f}%); wrote {config.out}/action_map.pt and "

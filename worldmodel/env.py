@@ -111,10 +111,9 @@ class NeuralBreakoutEnv(gym.Env):
             raise NeuralBreakoutError(f"options['frames'] must be uint8 (k, 210, 160, 3) real frames, got "
                                       f"{frames.dtype} {frames.shape}")
         self._memory = BallMemory()  # from the first frame given, as the training data from an episode's first
-        for frame in frames[:-1]:
-            self._memory.update(parse_frame(frame))
-        parsed = parse_frame(frames[-1])
-        self._memory.update(parsed)
+        for frame in frames:
+            parsed = parse_frame(frame)
+            self._memory.update(parsed)
         if len(frames) < k:  # too few frames: repeat the oldest, as training does at an episode start
             frames = np.concatenate([np.repeat(frames[:1], k - len(frames), axis=0), frames])
         frames = frames[-k:]
