@@ -1,6 +1,7 @@
 """How the world model turns its per-pixel logits into a frame: each pixel's own argmax, against the
 ball drawn as one whole ball where the model gives a ball the most probability
-(`WorldModelConfig.one_ball`), and the digits drawn as the most likely whole glyphs (`whole_digits`).
+(`WorldModelConfig.one_ball`), the digits drawn as the most likely whole glyphs (`whole_digits`), and
+the paddle drawn as one whole paddle of a width the game shows (`one_paddle`).
 Training episodes only, so choosing the shipped setting never looks at held-out data.
 
     python benchmarks/decoding.py --data data/breakout [--checkpoint PATH]
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections import Counter
 
 import numpy as np
 import torch
@@ -28,6 +30,9 @@ from train.evaluate_play import EvaluatePlayConfig, game_logic
 from train.world_model import WorldModelTrainConfig, load_split
 from worldmodel.breakout import parse_frame
 from worldmodel.env import NeuralBreakoutEnv
+
+
+VIOLATIONS = ("brick_reappeared", "score_decreased", "lives_increased", "ball_vanished_mid_field")
 
 
 def within(a, b, tolerance: int = 1) -> bool:
@@ -41,15 +46,22 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=30, help="first N episodes to read (default 30)")
     parser.add_argument("--transitions", type=int, default=600, help="1-step transitions (default 600)")
     parser.add_argument("--segments", type=int, default=60, help="rollout segments of 32 steps (default 60)")
-    parser.add_argument("--tracker-steps", type=int, default=1500, help="steps of tracker play (default 1500)")
-    parser.add_argument("--decodings", default="pixels,ball,digits",
+    parser.add_argument("--tracker-steps", type=int, default=1500, help="steps of each tracker game (default 1500)")
+    parser.add_argument("--games", type=int, default=1,
+                        help="tracker games, seeds seed, seed + 1, ...; their figures are summed (default 1: one "
+                             "game is chaotic, so compare decodings over several)")
+    parser.add_argument("--play-only", action="store_true", help="only the tracker games (no 1-step or rollouts)")
+    parser.add_argument("--decodings", default="pixels,ball,digits,paddle",
                         help="which to run, comma-separated: pixels (per pixel), ball (one ball), digits (one ball "
-                             "and whole digits); default all three")
+                             "and whole digits), paddle (one ball and one paddle); default all four")
+    parser.add_argument("--paddle-width-bonus", type=float, default=None,
+                        help="with paddle: the last frame's width's bonus (default: the model's config)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    decodings = {"pixels": ("per pixel", False, False), "ball": ("one ball", True, False),
-                 "digits": ("one ball, whole digits", True, True)}
+    decodings = {"pixels": ("per pixel", False, False, False), "ball": ("one ball", True, False, False),
+                 "digits": ("one ball, whole digits", True, True, False),
+                 "paddle": ("one ball, one paddle", True, False, True)}
     chosen = [d.strip() for d in args.decodings.split(",") if d.strip()]
     unknown = [d for d in chosen if d not in decodings]
     if unknown or not chosen:
@@ -64,26 +76,36 @@ def main() -> None:
     latent = infer_latents(model, context, target)
     real = [parse_frame(model.table.to_rgb(t)) for t in target.numpy()]
     print(f"{len(train.names)} training episodes; {args.transitions} transitions, {args.segments} segments, "
-          f"{args.tracker_steps} tracker steps")
+          f"{args.games} tracker games of {args.tracker_steps} steps")
     print("| decoding | ball <=1px | paddle <=1px | bricks exact | ball horizon (median) | bricks exact 16 steps "
-          "| whole-ball steps | unchanged steps | points | lives lost | violations |")
+          "| whole-ball steps | unchanged steps | points | lives lost "
+          "| violations: bricks back / score fell / lives rose / ball vanished |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, one_ball, whole_digits in (decodings[d] for d in chosen):
-        model.config = dataclasses.replace(model.config, one_ball=one_ball, whole_digits=whole_digits)
-        generated = [parse_frame(model.table.to_rgb(p)) for p in predict_all(model, context, latent)]
-        ball = np.mean([within(r.ball, g.ball) for r, g in zip(real, generated) if r.ball is not None])
-        paddle = np.mean([g.paddle_x is not None and abs(g.paddle_x - r.paddle_x) <= 1
-                          for r, g in zip(real, generated) if r.paddle_x is not None])
-        bricks = np.mean([np.array_equal(r.bricks, g.bricks) for r, g in zip(real, generated)])
-        rollout, _ = rollouts(model, train, EvaluateConfig(data=args.data, segments=args.segments, horizon=32, gifs=0),
-                              np.random.default_rng(args.seed))
-        play, _ = game_logic(env, EvaluatePlayConfig(data=args.data, seed=args.seed), args.tracker_steps)
-        print(f"| {name} | {100 * ball:.1f}% | {100 * paddle:.1f}% "
-              f"| {100 * bricks:.1f}% | {rollout['median_ball_tracking_horizon']:.0f} "
-              f"(mean {rollout['mean_ball_tracking_horizon']:.1f}) | {100 * rollout['bricks_exact_16_steps']:.1f}% "
-              f"| {play['whole_ball_steps']} | {play['frozen_steps']} | {play['points']} | {play['lives_lost']} "
-              f"| {play['violations']} |", flush=True)
-
+    if args.paddle_width_bonus is not None:
+        model.config = dataclasses.replace(model.config, paddle_width_bonus=args.paddle_width_bonus)
+    for name, one_ball, whole_digits, one_paddle in (decodings[d] for d in chosen):
+        model.config = dataclasses.replace(model.config, one_ball=one_ball, whole_digits=whole_digits,
+                                           one_paddle=one_paddle)
+        row = ["", "", "", "", ""]
+        if not args.play_only:
+            generated = [parse_frame(model.table.to_rgb(p)) for p in predict_all(model, context, latent)]
+            ball = np.mean([within(r.ball, g.ball) for r, g in zip(real, generated) if r.ball is not None])
+            paddle = np.mean([g.paddle_x is not None and abs(g.paddle_x - r.paddle_x) <= 1
+                              for r, g in zip(real, generated) if r.paddle_x is not None])
+            bricks = np.mean([np.array_equal(r.bricks, g.bricks) for r, g in zip(real, generated)])
+            rollout, _ = rollouts(model, train, EvaluateConfig(data=args.data, segments=args.segments, horizon=32,
+                                                               gifs=0), np.random.default_rng(args.seed))
+            row = [f"{100 * ball:.1f}%", f"{100 * paddle:.1f}%", f"{100 * bricks:.1f}%",
+                   f"{rollout['median_ball_tracking_horizon']:.0f} (mean {rollout['mean_ball_tracking_horizon']:.1f})",
+                   f"{100 * rollout['bricks_exact_16_steps']:.1f}%"]
+        total = Counter()
+        for game in range(args.games):
+            play, _ = game_logic(env, EvaluatePlayConfig(data=args.data, seed=args.seed + game), args.tracker_steps)
+            total.update({k: play[k] for k in ("whole_ball_steps", "frozen_steps", "points", "lives_lost")})
+            total.update(play["violations"])
+        violations = " / ".join(str(total[k]) for k in VIOLATIONS)
+        print(f"| {name} | {' | '.join(row)} | {total['whole_ball_steps']} | {total['frozen_steps']} "
+              f"| {total['points']} | {total['lives_lost']} | {violations} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -20,6 +20,7 @@ from worldmodel.lam import one_hot_blocks
 from worldmodel.world_model import WorldModel, WorldModelConfig, events_to_bits, load_world_model
 
 COLORS = ((0, 0, 0), (142, 142, 142), (200, 72, 72), (66, 72, 200))
+PER_PIXEL = dict(one_ball=False, one_paddle=False)  # each pixel's own argmax, nothing redrawn
 
 
 def tiny_model(context=2, codes=4, fine_dilations=(), event_codes=0, event_head=False) -> WorldModel:
@@ -119,7 +120,7 @@ def test_hud_keep_bonus_applies_to_the_digit_rows_only():
     import dataclasses
 
     model = tiny_model().eval()
-    model.config = dataclasses.replace(model.config, one_ball=False)  # random frames have no one ball
+    model.config = dataclasses.replace(model.config, **PER_PIXEL)  # random frames have no ball or paddle
     torch.nn.init.normal_(model.decoder.head.weight, std=3.0)  # confident, arbitrary changes everywhere
     context = torch.randint(0, 4, (3, 2, 210, 160), dtype=torch.uint8)
     latent = torch.tensor([0, 1, 2])
@@ -160,7 +161,7 @@ def test_untrained_model_starts_as_copy_last_frame():
     import dataclasses
 
     model = tiny_model().eval()
-    model.config = dataclasses.replace(model.config, one_ball=False)  # random frames have no one ball
+    model.config = dataclasses.replace(model.config, **PER_PIXEL)  # random frames have no ball or paddle
     ids = torch.randint(0, len(COLORS), (2, 2, 210, 160), dtype=torch.uint8)
     predicted = model.predict_ids(ids, torch.tensor([0, 1]))
     assert (predicted == ids[:, -1]).float().mean() > 0.99
@@ -798,6 +799,47 @@ def test_one_ball_leaves_a_frame_without_ball_pixels_alone():
     ids[189:193, 60:76] = 2
     hot = {(y, x): 0.4 for y in range(100, 104) for x in (50, 51)}
     assert torch.equal(model.place_ball(_ball_logits(ids, hot), ids[None].clone())[0], ids)
+
+
+def _paddle_logits(ids: torch.Tensor, red: dict) -> torch.Tensor:
+    """Logits (1, K, 210, 160) that say each pixel of `ids` (210, 160) surely stays, except the paddle
+    rows' columns in `red` (column -> probability of red on all four rows)."""
+    logits = F.one_hot(ids.long(), len(COLORS)).permute(2, 0, 1)[None].float() * 10.0
+    for x, p in red.items():
+        logits[0, :, 189:193, x] = -10.0
+        logits[0, 0, 189:193, x], logits[0, 2, 189:193, x] = np.log(1 - p), np.log(p)
+    return logits
+
+
+def test_one_paddle_draws_a_whole_paddle_of_the_last_frames_width():
+    """Each column's own argmax puts the left edge 2 px in (a 14-px paddle, read 2 px off); the whole
+    paddle keeps the last frame's 16 px where the columns' summed odds are highest. A ball apart from
+    it stays; red joined to the paddle is cleared, unless a ball is near the paddle."""
+    model = tiny_model().eval()
+    last = torch.zeros(210, 160, dtype=torch.uint8)
+    last[189:193, 60:76] = 2  # 16 px
+    ids = torch.zeros(210, 160, dtype=torch.uint8)
+    ids[189:193, 64:80] = 2  # the paddle has moved 4 px right
+    odds = {x: 0.99 for x in range(66, 80)}
+    odds.update({64: 0.45, 65: 0.45, 80: 0.1, 81: 0.1})  # the left edge hesitates
+    decided = ids.clone()
+    decided[189:193, 64:66] = 0  # what each column's own argmax draws: 66..79
+    decided[189:193, 120:122] = 2  # a ball on the paddle rows, apart from the paddle
+    placed = model.place_paddle(_paddle_logits(decided, odds), decided[None], last[None])[0]
+    expected = decided.clone()
+    expected[189:193, 64:80] = 2
+    assert torch.equal(placed, expected)
+    assert parse_frame(model.table.to_rgb(placed.numpy())).paddle_x == 64
+    decided[189:193, 80:82] = 2  # per-pixel red joined on the right: cleared
+    placed = model.place_paddle(_paddle_logits(decided, odds), decided[None], last[None])[0]
+    assert torch.equal(placed, expected)
+    near = last.clone()
+    near[180:184, 90:92] = 2  # a ball 5 rows above the paddle: the red joined to the paddle may be it, so it stays
+    placed = model.place_paddle(_paddle_logits(decided, odds), decided[None], near[None])[0]
+    expected[189:193, 80:82] = 2
+    assert torch.equal(placed, expected)
+    no_paddle = torch.zeros(1, 210, 160, dtype=torch.uint8)  # no whole red column decided: left alone
+    assert torch.equal(model.place_paddle(_paddle_logits(no_paddle[0], {70: 0.4}), no_paddle, last[None]), no_paddle)
 
 
 def test_whole_digits_draw_the_most_likely_glyph():

@@ -321,6 +321,7 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
                              event_input=model.config.event_input,
                              fine_dilations=list(model.config.fine_dilations), keep_bonus=model.keep_bonus,
                              hud_keep_bonus=model.config.hud_keep_bonus, one_ball=model.config.one_ball,
+                             one_paddle=model.config.one_paddle,
                              parameters=sum(p.numel() for p in model.parameters()),
                              training=dict((k, model.summary.get(k)) for k in ("steps", "wall_hours", "cpu_hours",
                                                                                 "total_wall_hours", "total_cpu_hours",

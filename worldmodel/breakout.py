@@ -31,6 +31,8 @@ BRICK_ROWS, BRICK_COLS = 6, 18
 BRICK_H, BRICK_W = 6, 8
 BRICK_BOTTOM = BRICK_TOP + BRICK_ROWS * BRICK_H  # 93
 PADDLE_TOP, PADDLE_BOTTOM = 189, 193
+PADDLE_WIDTHS = (16, 12)  # 16 px, or 12 in about a tenth of recorded frames; it keeps its width from frame to
+# frame but for a rare change, and the right wall cuts it off (a paddle at x 144 shows 8 px)
 BALL_W, BALL_H = 2, 4
 RED = (200, 72, 72)  # ball, paddle and the top brick row share this colour
 SERVE_Y = 125  # a served ball shows first on this row (the parser's y), at a random column

@@ -8,7 +8,8 @@ Its output starts from a learned bias towards the last context frame, so it lear
 ball, paddle, bricks, score. Training weights changed pixels up, since they are a few dozen of 33,600;
 prediction undoes that weighting with a keep bonus on each pixel's current class, stronger on the
 score and lives digits (`WorldModelConfig.keep_bonus`, `hud_keep_bonus`). The ball is then redrawn as
-one whole ball where the model gives it the most probability (`one_ball`).
+one whole ball where the model gives it the most probability (`one_ball`); `one_paddle` (off) redraws
+the paddle as one whole paddle of a width the game shows.
 
     wm = load_world_model()                 # the shipped checkpoint
     z = wm.infer_latent(context, next_frame)  # context: uint8 (k, 210, 160, 3), oldest first
@@ -25,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import (BALL_H, BALL_W, DIGIT_GLYPHS, DIGIT_TOP, FRAME_SHAPE, LIVES_DIGIT_X, PLAYFIELD_BOTTOM,
-                                  PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, SCORE_DIGIT_X, parse_frame,
-                                  read_playfield, transition_events)
+from worldmodel.breakout import (BALL_H, BALL_W, DIGIT_GLYPHS, DIGIT_TOP, FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM,
+                                  PADDLE_TOP, PADDLE_WIDTHS, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT,
+                                  PLAYFIELD_TOP, RED, SCORE_DIGIT_X, parse_frame, read_playfield, transition_events)
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
@@ -75,6 +76,14 @@ class WorldModelConfig:
                                                            "gives a ball the most probability, instead of the "
                                                            "pixels that win their own argmax "
                                                            "(benchmarks/decoding.py)"})
+    one_paddle: bool = field(default=False, metadata={"help": "draw the paddle as one whole paddle, 12 or 16 px wide "
+                                                              "(`breakout.PADDLE_WIDTHS`), where the model's pixels "
+                                                              "make it most likely, instead of each column's own "
+                                                              "argmax, which leaves an edge 2 px off "
+                                                              "(benchmarks/decoding.py)"})
+    paddle_width_bonus: float = field(default=20.0, metadata={"help": "with one_paddle: log-odds bonus of the last "
+                                                                     "frame's paddle width (the paddle keeps its "
+                                                                     "width but for a rare shrink)"})
     whole_digits: bool = field(default=False, metadata={"help": "draw each score and lives digit as the whole glyph "
                                                                 "the model's pixels make most likely, instead of "
                                                                 "each pixel's own argmax; off: a glyph that flips "
@@ -350,6 +359,8 @@ class WorldModel(nn.Module):
         ids = kept.max(dim=1).indices.to(torch.uint8)
         if self.config.whole_digits:
             ids = self.place_digits(kept, ids)
+        if self.config.one_paddle:
+            ids = self.place_paddle(kept, ids, context[:, -1])
         return self.place_ball(logits, ids) if self.config.one_ball else ids
 
     def place_digits(self, kept: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -379,6 +390,72 @@ class WorldModel(nn.Module):
             out[:, rows, cols] = torch.where(on, colour[:, None, None].to(out.dtype),
                                             torch.tensor(black, dtype=out.dtype, device=out.device))
         return out
+
+    def place_paddle(self, kept: torch.Tensor, ids: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Redraw the paddle of each decided frame `ids` (B, 210, 160) as one whole paddle, from the logits
+        with keep bonus `kept` (B, K, 210, 160) and the last context frame `last` (B, 210, 160).
+
+        Each column's own argmax places the paddle's two edges apart, and one edge 2 px off moves the
+        paddle the parser reads. Here the paddle is the run of columns, 12 or 16 px wide and cut off by
+        the right wall (`breakout.PADDLE_WIDTHS`), whose pixels on the four paddle rows have the highest
+        summed log-odds of red, with `config.paddle_width_bonus` for the width the last frame shows.
+        Red columns the per-pixel decision joined to it are cleared, unless this or the last frame
+        lights a pixel in the 16 rows above the paddle or below it: a ball near the paddle is red on
+        the paddle rows too, and clearing it lost the ball at the paddle (`place_ball` then decides).
+        A frame without a whole red column on the paddle rows is left alone: whether there is a
+        paddle stays the per-pixel decision's."""
+        black, red = self.table.black, self._class_of(RED)
+        if black is None or red is None:
+            return ids
+        rows, left, right = slice(PADDLE_TOP, PADDLE_BOTTOM), PLAYFIELD_LEFT, PLAYFIELD_RIGHT
+        n = right - left
+        log_p = kept[:, :, rows, left:right].float().log_softmax(dim=1)[:, red]  # (B, 4, n)
+        odds = (log_p - torch.log1p(-log_p.exp().clamp(max=1 - 1e-6))).sum(dim=1)  # (B, n): per column
+        cumulative = F.pad(odds.cumsum(dim=1), (1, 0))  # (B, n + 1)
+        starts = torch.arange(n, device=kept.device)
+        out = ids.clone()
+        decided = ids[:, rows, left:right] == red  # (B, 4, n)
+        previous = last[:, rows, left:right] == red
+        for b in range(len(ids)):
+            if not decided[b].all(dim=0).any():
+                continue
+            width_then = _run_width(previous[b].all(dim=0))
+            best, best_x, best_w = -float("inf"), 0, 0
+            for width in sorted({*PADDLE_WIDTHS, *([width_then] if width_then else [])}):
+                ends = (starts + width).clamp(max=n)
+                score = cumulative[b, ends] - cumulative[b, starts]
+                if width == width_then:
+                    score = score + self.config.paddle_width_bonus
+                x = int(score.argmax())
+                if float(score[x]) > best:
+                    best, best_x, best_w = float(score[x]), x, width
+            end = min(best_x + best_w, n)
+            region = out[b, rows, left:right]  # a view
+            region[:, best_x:end] = red
+            if self._ball_near_paddle(last[b], ids[b], black):
+                continue  # red joined to the paddle may be the ball
+            column_red = decided[b].any(dim=0).tolist()
+            x = best_x - 1
+            while x >= 0 and column_red[x]:  # red joined to the paddle on the left
+                region[:, x] = black
+                x -= 1
+            x = end
+            while x < n and column_red[x]:
+                region[:, x] = black
+                x += 1
+        return out
+
+    @staticmethod
+    def _ball_near_paddle(last: torch.Tensor, decided: torch.Tensor, black: int) -> bool:
+        """Does the last or the decided frame (210, 160) class ids light a pixel in the 16 rows above the
+        paddle rows or in the rows below them (a ball near the paddle)?"""
+        cols = slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT)
+        return any(bool((frame[PADDLE_TOP - 16:PADDLE_TOP, cols] != black).any()
+                        or (frame[PADDLE_BOTTOM:PLAYFIELD_BOTTOM, cols] != black).any()) for frame in (last, decided))
+
+    def _class_of(self, rgb: tuple[int, int, int]) -> int | None:
+        match = np.flatnonzero((self.table.rgb == np.asarray(rgb, dtype=np.uint8)).all(axis=1))
+        return int(match[0]) if len(match) else None
 
     def place_ball(self, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Redraw the ball of each decided frame `ids` (B, 210, 160) as one whole ball, from the logits
@@ -441,6 +518,20 @@ class WorldModel(nn.Module):
             raise NeuralBreakoutError(f"latent action must be in 0..{self.config.latents - 1}, got {latent}")
         frames = self.table.to_rgb(self.predict_ids(ids, index).numpy())
         return frames[0] if single else frames
+
+
+def _run_width(full: torch.Tensor) -> int | None:
+    """The width of the widest run of True in a row of columns (n,), if it does not touch the last
+    column (the right wall cuts the paddle off there, so its width is unknown); else None."""
+    values = full.tolist()
+    best, start = (0, 0), None
+    for x, on in enumerate([*values, False]):
+        if on and start is None:
+            start = x
+        elif not on and start is not None:
+            best, start = max(best, (x - start, start)), None
+    width, start = best
+    return width if width and start + width < len(values) else None
 
 
 def load_world_model(path: str | Path | None = None) -> WorldModel:
