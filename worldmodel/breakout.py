@@ -127,6 +127,16 @@ class Playfield:
         return self.lit & self.free
 
 
+def widest_run(mask: np.ndarray) -> tuple[int, int] | None:
+    """(start, end) of the first widest run of True in a 1-D bool array, or None if it has none."""
+    if not mask.any():
+        return None
+    edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    widest = int(np.argmax(ends - starts))
+    return int(starts[widest]), int(ends[widest])
+
+
 def read_playfield(frame: np.ndarray) -> Playfield:
     """The playfield's lit pixels, bricks and paddle, and where a ball may be (RGB (210, 160, 3) uint8)."""
     _check_frame(frame)
@@ -140,13 +150,10 @@ def read_playfield(frame: np.ndarray) -> Playfield:
     paddle_rows = slice(PADDLE_TOP - PLAYFIELD_TOP, PADDLE_BOTTOM - PLAYFIELD_TOP)
     full = red[paddle_rows].all(axis=0)
     paddle_x = None
-    if full.any():
-        edges = np.diff(np.concatenate(([0], full.astype(np.int8), [0])))
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        widest = int(np.argmax(ends - starts))
-        if ends[widest] - starts[widest] > BALL_W:
-            paddle_x = int(starts[widest]) + PLAYFIELD_LEFT
-            free[paddle_rows, starts[widest] : ends[widest]] = False
+    run = widest_run(full)
+    if run is not None and run[1] - run[0] > BALL_W:
+        paddle_x = run[0] + PLAYFIELD_LEFT
+        free[paddle_rows, run[0] : run[1]] = False
 
     # The ball takes the playfield colour of its scanline (grey above the bricks, the row's colour
     # among them, red below), so it is any lit pixel that is neither paddle nor present brick.

@@ -27,11 +27,15 @@ class ColorTable:
     def colors(self) -> tuple[tuple[int, int, int], ...]:
         return tuple(tuple(int(v) for v in c) for c in self.rgb)
 
+    def class_of(self, rgb: tuple[int, int, int]) -> int | None:
+        """The class id of a colour, or None if the table does not have it."""
+        match = np.flatnonzero((self.rgb == np.asarray(rgb, dtype=np.uint8)).all(axis=1))
+        return int(match[0]) if len(match) else None
+
     @property
     def black(self) -> int | None:
         """The class id of black (the background), or None if the table has no black."""
-        match = np.flatnonzero((self.rgb == 0).all(axis=1))
-        return int(match[0]) if len(match) else None
+        return self.class_of((0, 0, 0))
 
     @property
     def lit(self) -> np.ndarray:

@@ -28,7 +28,8 @@ from torch import nn
 
 from worldmodel.breakout import (BALL_H, BALL_W, DIGIT_GLYPHS, DIGIT_TOP, FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM,
                                   PADDLE_TOP, PADDLE_WIDTHS, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT,
-                                  PLAYFIELD_TOP, RED, SCORE_DIGIT_X, parse_frame, read_playfield, transition_events)
+                                  PLAYFIELD_TOP, RED, SCORE_DIGIT_X, parse_frame, read_playfield, transition_events,
+                                  widest_run)
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
@@ -404,7 +405,7 @@ class WorldModel(nn.Module):
         the paddle rows too, and clearing it lost the ball at the paddle (`place_ball` then decides).
         A frame without a whole red column on the paddle rows is left alone: whether there is a
         paddle stays the per-pixel decision's."""
-        black, red = self.table.black, self._class_of(RED)
+        black, red = self.table.black, self.table.class_of(RED)
         if black is None or red is None:
             return ids
         rows, left, right = slice(PADDLE_TOP, PADDLE_BOTTOM), PLAYFIELD_LEFT, PLAYFIELD_RIGHT
@@ -419,7 +420,8 @@ class WorldModel(nn.Module):
         for b in range(len(ids)):
             if not decided[b].all(dim=0).any():
                 continue
-            width_then = _run_width(previous[b].all(dim=0))
+            run = widest_run(previous[b].all(dim=0).cpu().numpy())  # the last frame's paddle
+            width_then = run[1] - run[0] if run is not None and run[1] < n else None  # unknown if cut off
             best, best_x, best_w = -float("inf"), 0, 0
             for width in sorted({*PADDLE_WIDTHS, *([width_then] if width_then else [])}):
                 ends = (starts + width).clamp(max=n)
@@ -452,10 +454,6 @@ class WorldModel(nn.Module):
         cols = slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT)
         return any(bool((frame[PADDLE_TOP - 16:PADDLE_TOP, cols] != black).any()
                         or (frame[PADDLE_BOTTOM:PLAYFIELD_BOTTOM, cols] != black).any()) for frame in (last, decided))
-
-    def _class_of(self, rgb: tuple[int, int, int]) -> int | None:
-        match = np.flatnonzero((self.table.rgb == np.asarray(rgb, dtype=np.uint8)).all(axis=1))
-        return int(match[0]) if len(match) else None
 
     def place_ball(self, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Redraw the ball of each decided frame `ids` (B, 210, 160) as one whole ball, from the logits
@@ -518,20 +516,6 @@ class WorldModel(nn.Module):
             raise NeuralBreakoutError(f"latent action must be in 0..{self.config.latents - 1}, got {latent}")
         frames = self.table.to_rgb(self.predict_ids(ids, index).numpy())
         return frames[0] if single else frames
-
-
-def _run_width(full: torch.Tensor) -> int | None:
-    """The width of the widest run of True in a row of columns (n,), if it does not touch the last
-    column (the right wall cuts the paddle off there, so its width is unknown); else None."""
-    values = full.tolist()
-    best, start = (0, 0), None
-    for x, on in enumerate([*values, False]):
-        if on and start is None:
-            start = x
-        elif not on and start is not None:
-            best, start = max(best, (x - start, start)), None
-    width, start = best
-    return width if width and start + width < len(values) else None
 
 
 def load_world_model(path: str | Path | None = None) -> WorldModel:
