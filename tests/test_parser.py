@@ -87,7 +87,7 @@ def test_ball_memory_tracks_the_phase_past_any_context():
     """Waiting at a game's start and after the lives digit falls; in play while a ball shows; gone for
     so many steps, low or mid-field by where the ball was last seen, and one overdue state from
     `OVERDUE_STEPS` on, however long the ball stays away."""
-    from worldmodel.breakout import LOW_Y, MEMORY_NAMES, OVERDUE_STEPS, FrameInfo, memory_states
+    from worldmodel.breakout import LOW_Y, MEMORY_NAMES, OVERDUE_STEPS, STILL_FRAMES, FrameInfo, memory_states
 
     def info(ball, lives=5):
         return FrameInfo(ball=ball, paddle_x=60, bricks=np.ones((BRICK_ROWS, BRICK_COLS), bool), score=0, lives=lives)
@@ -103,3 +103,9 @@ def test_ball_memory_tracks_the_phase_past_any_context():
     # a digit that falls while a ball shows (a serve on the same step) leaves the ball in play
     assert names([info(None), info((40, 125), lives=4), info(None, lives=4)]) == ["waiting", "in play",
                                                                                  "gone 1 mid-field"]
+    # a ball parsed at one place for STILL_FRAMES frames is a stub, no ball: gone, then overdue
+    stub = [info((40, 80)), info((44, 84))] + [info((60, 60))] * (STILL_FRAMES + OVERDUE_STEPS)
+    assert names(stub) == (["in play"] * (STILL_FRAMES + 1) + [f"gone {s} mid-field" for s in range(1, OVERDUE_STEPS)]
+                           + [f"gone {OVERDUE_STEPS}+ steps"] * 2)
+    # the real ball's repeats (one frame at the place of the frame before) stay in play
+    assert names([info((40, 80)), info((40, 80)), info((42, 78)), info((42, 78))]) == ["in play"] * 4

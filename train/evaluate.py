@@ -299,9 +299,9 @@ def plot(report: dict, path: Path) -> Path:
 
 # Bumped when the same checkpoint would score differently: 2 = predictions undo the changed-pixel
 # weighting (`WorldModel.keep_bonus`); 3 = a stronger keep bonus on the digits' rows
-# (`hud_keep_bonus`); 4 = the ball is drawn as one whole ball (`one_ball`). The ablation reuses only
-# reports of the current version.
-PREDICTION_VERSION = 4
+# (`hud_keep_bonus`); 4 = the ball is drawn as one whole ball (`one_ball`); 5 = the paddle is drawn as
+# one whole paddle (`one_paddle`). The ablation reuses only reports of the current version.
+PREDICTION_VERSION = 5
 
 
 def evaluate_world_model(config: EvaluateConfig) -> dict:

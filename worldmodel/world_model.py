@@ -8,8 +8,8 @@ Its output starts from a learned bias towards the last context frame, so it lear
 ball, paddle, bricks, score. Training weights changed pixels up, since they are a few dozen of 33,600;
 prediction undoes that weighting with a keep bonus on each pixel's current class, stronger on the
 score and lives digits (`WorldModelConfig.keep_bonus`, `hud_keep_bonus`). The ball is then redrawn as
-one whole ball where the model gives it the most probability (`one_ball`); `one_paddle` (off) redraws
-the paddle as one whole paddle of a width the game shows.
+one whole ball where the model gives it the most probability (`one_ball`), and the paddle as one
+whole paddle of a width the game shows (`one_paddle`).
 
     wm = load_world_model()                 # the shipped checkpoint
     z = wm.infer_latent(context, next_frame)  # context: uint8 (k, 210, 160, 3), oldest first
@@ -77,7 +77,7 @@ class WorldModelConfig:
                                                            "gives a ball the most probability, instead of the "
                                                            "pixels that win their own argmax "
                                                            "(benchmarks/decoding.py)"})
-    one_paddle: bool = field(default=False, metadata={"help": "draw the paddle as one whole paddle, 12 or 16 px wide "
+    one_paddle: bool = field(default=True, metadata={"help": "draw the paddle as one whole paddle, 12 or 16 px wide "
                                                               "(`breakout.PADDLE_WIDTHS`), where the model's pixels "
                                                               "make it most likely, instead of each column's own "
                                                               "argmax, which leaves an edge 2 px off "
