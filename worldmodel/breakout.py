@@ -220,8 +220,8 @@ class BallMemory:
     track it the same way, from the first frame they have.
 
     A ball parsed at the same place in `STILL_FRAMES` frames running counts as no ball: the real ball
-    never stands still that long (in 40 recorded episodes, 175 of 54,450 frames with a ball show it
-    where the frame before did, never three frames running), but a brick's stub that the world model
+    never stands still that long (in 180 recorded episodes, 572 of 232,602 frames with a ball show it
+    where the frame before did, never three frames running: `benchmarks/still_ball.py`), but a brick's stub that the world model
     leaves behind is read as a ball, and taken for one, it kept the game from ever taking a life."""
 
     def __init__(self):
