@@ -128,6 +128,22 @@ def cmd_train_world_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_ball_head(args: argparse.Namespace) -> int:
+    from train.ball_head import BallHeadTrainConfig, train_ball_head
+
+    config = config_from_args(BallHeadTrainConfig, args)
+    if args.tiny:
+        sizes = ("data", "world_model", "out", "steps", "batch_size", "width", "held_out", "eval_every",
+                 "max_episodes", "wandb")  # the preset's; every other option passes through
+        kept = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in sizes}
+        config = BallHeadTrainConfig.tiny(config.data, config.world_model, config.out, **kept)
+    summary = train_ball_head(config, progress=not args.quiet)
+    print(f"held out: next ball within 1 px {100 * summary['ball_within_1px']:.1f}% of {summary['samples']} "
+          f"samples with a ball next, all samples {100 * summary['within_1px']:.1f}%; wrote {config.out}/world_model.pt")
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("training_config", "held_out_episodes")}))
+    return 0
+
+
 def cmd_evaluate_world_model(args: argparse.Namespace) -> int:
     from train.evaluate import EvaluateConfig, evaluate_world_model
 
@@ -255,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     from play.rollout import RolloutConfig
     from train.ablation import AblationConfig
     from train.action_map import ActionMapTrainConfig
+    from train.ball_head import BallHeadTrainConfig
     from train.evaluate import EvaluateConfig
     from train.evaluate_play import EvaluatePlayConfig
     from train.world_model import WorldModelTrainConfig
@@ -331,6 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--tiny", action="store_true", help="a few updates of a tiny map (smoke test)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_train_action_map)
+
+    q = train_sub.add_parser("ball-head", help="train the ball head and add it to a world model checkpoint",
+                             description="Train the small network that places the next ball from a window around "
+                                         "the last one (worldmodel/ball_head.py) on real transitions, report its "
+                                         "accuracy on the world model's held-out episodes, and write "
+                                         "OUT/world_model.pt: the given world model with the head added. Resumes "
+                                         "from OUT/checkpoint.pt.")
+    add_config_arguments(q, BallHeadTrainConfig)
+    q.add_argument("--tiny", action="store_true", help="a few updates of a tiny head (smoke test)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_train_ball_head)
 
     p = sub.add_parser("evaluate", help="evaluate a model against the real game",
                        description="Evaluate against the real game on held-out episodes.")

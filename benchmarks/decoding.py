@@ -1,7 +1,9 @@
 """How the world model turns its per-pixel logits into a frame: each pixel's own argmax, against the
 ball drawn as one whole ball where the model gives a ball the most probability
 (`WorldModelConfig.one_ball`), the digits drawn as the most likely whole glyphs (`whole_digits`), and
-the paddle drawn as one whole paddle of a width the game shows (`one_paddle`).
+the paddle drawn as one whole paddle of a width the game shows (`one_paddle`), and the ball placed by
+the ball head (`use_ball_head`, a model with one: its 1-step figures here are on the head's own
+training transitions, so only its tracker games compare fairly).
 Training episodes only, so choosing the shipped setting never looks at held-out data.
 
     python benchmarks/decoding.py --data data/breakout [--checkpoint PATH]
@@ -50,15 +52,18 @@ def main() -> None:
     parser.add_argument("--play-only", action="store_true", help="only the tracker games (no 1-step or rollouts)")
     parser.add_argument("--decodings", default="pixels,ball,digits,paddle",
                         help="which to run, comma-separated: pixels (per pixel), ball (one ball), digits (one ball "
-                             "and whole digits), paddle (one ball and one paddle); default all four")
+                             "and whole digits), paddle (one ball and one paddle), head (the ball head's ball and "
+                             "one paddle; a model with a ball head); default the first four")
     parser.add_argument("--paddle-width-bonus", type=float, default=None,
                         help="with paddle: the last frame's width's bonus (default: the model's config)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    decodings = {"pixels": ("per pixel", False, False, False), "ball": ("one ball", True, False, False),
-                 "digits": ("one ball, whole digits", True, True, False),
-                 "paddle": ("one ball, one paddle", True, False, True)}
+    decodings = {"pixels": ("per pixel", False, False, False, False),
+                 "ball": ("one ball", True, False, False, False),
+                 "digits": ("one ball, whole digits", True, True, False, False),
+                 "paddle": ("one ball, one paddle", True, False, True, False),
+                 "head": ("ball head, one paddle", True, False, True, True)}
     chosen = [d.strip() for d in args.decodings.split(",") if d.strip()]
     unknown = [d for d in chosen if d not in decodings]
     if unknown or not chosen:
@@ -80,9 +85,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     if args.paddle_width_bonus is not None:
         model.config = dataclasses.replace(model.config, paddle_width_bonus=args.paddle_width_bonus)
-    for name, one_ball, whole_digits, one_paddle in (decodings[d] for d in chosen):
+    if "head" in chosen and model.ball_head is None:
+        parser.error("--decodings head: this world model has no ball head (`neural-breakout train ball-head`)")
+    for name, one_ball, whole_digits, one_paddle, use_ball_head in (decodings[d] for d in chosen):
         model.config = dataclasses.replace(model.config, one_ball=one_ball, whole_digits=whole_digits,
-                                           one_paddle=one_paddle)
+                                           one_paddle=one_paddle, use_ball_head=use_ball_head)
         row = ["", "", "", "", ""]
         if not args.play_only:
             generated = [parse_frame(model.table.to_rgb(p)) for p in predict_all(model, context, latent)]

@@ -41,3 +41,15 @@ def recorded_episode():
             break
     env.close()
     return builder, seed, actions, np.stack(frames), terminated, truncated
+
+
+@pytest.fixture(scope="session")
+def episodes_dir(tmp_path_factory):
+    """A folder of 4 short tracker episodes, recorded by the CLI, for the training and evaluation tests."""
+    from test_cli import run
+
+    out = tmp_path_factory.mktemp("wm-data")
+    result = run("record", "--episodes", "4", "--policy", "tracker", "--max-steps", "40", "--out", str(out),
+                 "--quiet")
+    assert result.returncode == 0, result.stderr
+    return out

@@ -20,7 +20,7 @@ def run(*args, env=None, timeout=120):
 
 
 @pytest.mark.parametrize("command", [[], ["record"], ["data"], ["data", "info"], ["play"], ["train", "world-model"],
-                                     ["train", "action-map"], ["train", "agent"], ["evaluate", "world-model"],
+                                     ["train", "action-map"], ["train", "ball-head"], ["train", "agent"], ["evaluate", "world-model"],
                                      ["evaluate", "play"], ["rollout"]])
 def test_help(command):
     result = run(*command, "--help")

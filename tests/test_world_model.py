@@ -226,15 +226,6 @@ def test_split_is_by_episode():
         split_episodes(paths[:1], 10)
 
 
-@pytest.fixture(scope="module")
-def episodes_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wm-data")
-    result = run("record", "--episodes", "4", "--policy", "tracker", "--max-steps", "40", "--out", str(out),
-                 "--quiet")
-    assert result.returncode == 0, result.stderr
-    return out
-
-
 def test_train_resume_and_evaluate_cli(episodes_dir, tmp_path):
     out = tmp_path / "wm"
     result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(out), "--tiny", "--quiet")

@@ -304,6 +304,14 @@ def plot(report: dict, path: Path) -> Path:
 PREDICTION_VERSION = 5
 
 
+def ball_head_summary(model: WorldModel) -> dict | None:
+    """How the model's ball head was trained and what it measured (None: no ball head, or not used)."""
+    if model.ball_head is None or not model.config.use_ball_head:
+        return None
+    summary = model.summary.get("ball_head", {})
+    return {k: summary.get(k) for k in ("command", "steps", "train_hours", "reading_minutes", "ball_within_1px")}
+
+
 def evaluate_world_model(config: EvaluateConfig) -> dict:
     from worldmodel.video import write_video
 
@@ -321,7 +329,7 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
                              event_input=model.config.event_input,
                              fine_dilations=list(model.config.fine_dilations), keep_bonus=model.keep_bonus,
                              hud_keep_bonus=model.config.hud_keep_bonus, one_ball=model.config.one_ball,
-                             one_paddle=model.config.one_paddle,
+                             one_paddle=model.config.one_paddle, ball_head=ball_head_summary(model),
                              parameters=sum(p.numel() for p in model.parameters()),
                              training=dict((k, model.summary.get(k)) for k in ("steps", "wall_hours", "cpu_hours",
                                                                                 "total_wall_hours", "total_cpu_hours",

@@ -101,6 +101,11 @@ def _lit(region: np.ndarray) -> np.ndarray:
     return (region[..., 0] | region[..., 1] | region[..., 2]) != 0
 
 
+def lit_pixels(frame: np.ndarray) -> np.ndarray:
+    """(210, 160) bool: the pixels of an RGB frame that are not black."""
+    return _lit(frame)
+
+
 def parse_bricks(frame: np.ndarray) -> np.ndarray:
     """(6, 18) bool brick map: a cell is present when most of its pixels are lit."""
     region = _lit(frame[BRICK_TOP:BRICK_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT])  # (36, 144)

@@ -9,7 +9,9 @@ ball, paddle, bricks, score. Training weights changed pixels up, since they are 
 prediction undoes that weighting with a keep bonus on each pixel's current class, stronger on the
 score and lives digits (`WorldModelConfig.keep_bonus`, `hud_keep_bonus`). The ball is then redrawn as
 one whole ball where the model gives it the most probability (`one_ball`), and the paddle as one
-whole paddle of a width the game shows (`one_paddle`).
+whole paddle of a width the game shows (`one_paddle`). A model with a ball head (`ball_head.py`,
+added by `neural-breakout train ball-head`) draws the ball where the head puts it instead, wherever
+the last context frame shows a ball (`use_ball_head`).
 
     wm = load_world_model()                 # the shipped checkpoint
     z = wm.infer_latent(context, next_frame)  # context: uint8 (k, 210, 160, 3), oldest first
@@ -28,8 +30,9 @@ from torch import nn
 
 from worldmodel.breakout import (BALL_H, BALL_W, DIGIT_GLYPHS, DIGIT_TOP, FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM,
                                   PADDLE_TOP, PADDLE_WIDTHS, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT,
-                                  PLAYFIELD_TOP, RED, SCORE_DIGIT_X, parse_frame, read_playfield, transition_events,
-                                  widest_run)
+                                  PLAYFIELD_TOP, RED, SCORE_DIGIT_X, lit_pixels, parse_frame, read_playfield,
+                                  transition_events, widest_run)
+from worldmodel.ball_head import BallHead, BallHeadConfig, drawn_rows, head_input, index_to_ball
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
@@ -85,6 +88,12 @@ class WorldModelConfig:
     paddle_width_bonus: float = field(default=20.0, metadata={"help": "with one_paddle: log-odds bonus of the last "
                                                                      "frame's paddle width (the paddle keeps its "
                                                                      "width but for a rare shrink)"})
+    ball_head: dict | None = field(default=None, metadata={"help": "the ball head's settings "
+                                                                 "(`ball_head.BallHeadConfig`), set by `train "
+                                                                 "ball-head`; None: no ball head"})
+    use_ball_head: bool = field(default=True, metadata={"help": "with one_ball and a ball head: the head places the "
+                                                                "ball wherever the last context frame shows one "
+                                                                "(`WorldModel.place_ball_with_head`)"})
     whole_digits: bool = field(default=False, metadata={"help": "draw each score and lives digit as the whole glyph "
                                                                 "the model's pixels make most likely, instead of "
                                                                 "each pixel's own argmax; off: a glyph that flips "
@@ -207,6 +216,10 @@ class WorldModel(nn.Module):
         self.encoder = LatentActionEncoder(config.lam)
         self.decoder = Decoder(config)
         self.table = ColorTable(config.colors)
+        self.ball_head = None
+        if config.ball_head:
+            settings = {k: tuple(v) if isinstance(v, list) else v for k, v in config.ball_head.items()}
+            self.ball_head = BallHead(BallHeadConfig(**settings))
 
     @property
     def context_length(self) -> int:
@@ -362,7 +375,11 @@ class WorldModel(nn.Module):
             ids = self.place_digits(kept, ids)
         if self.config.one_paddle:
             ids = self.place_paddle(kept, ids, context[:, -1])
-        return self.place_ball(logits, ids) if self.config.one_ball else ids
+        if not self.config.one_ball:
+            return ids
+        if self.ball_head is not None and self.config.use_ball_head:
+            return self.place_ball_with_head(logits, ids, context)
+        return self.place_ball(logits, ids)
 
     def place_digits(self, kept: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Redraw the score and lives digits of the decided frames `ids` (B, 210, 160) as whole glyphs,
@@ -487,6 +504,60 @@ class WorldModel(nn.Module):
             region = out[b, top:bottom, left:right]  # a view
             region[torch.from_numpy(ball).to(out.device)] = black
             region[window] = torch.where(free[window], colour.to(out.dtype), region[window])
+        return out
+
+    def place_ball_with_head(self, logits: torch.Tensor, ids: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Redraw the ball of each decided frame `ids` (B, 210, 160) where the ball head puts it, from
+        the window around the ball of the last context frame (`context` (B, k, 210, 160) class ids): the
+        decided frame's ball pixels are cleared, and unless the head says the ball is gone, a 2x4 ball
+        is drawn on the free pixels at its place, each pixel in the decoder's most likely lit colour
+        (`logits` (B, K, 210, 160)). Frames whose last context frame shows no ball (a serve) keep
+        `place_ball`'s decision."""
+        black, head = self.table.black, self.ball_head
+        if black is None:
+            return ids
+        window = head.config.window
+        out = ids.clone()
+        lit_classes = torch.from_numpy(self.table.lit).to(logits.device)
+        top, bottom, left, right = PLAYFIELD_TOP, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT
+        decided = self.table.to_rgb(ids.cpu().numpy())
+        last = self.table.to_rgb(context[:, -1].cpu().numpy())
+        before = self.table.to_rgb(context[:, -2].cpu().numpy()) if context.shape[1] > 1 else last
+        served, placed, inputs, balls, playfields = [], [], [], [], []
+        for b in range(len(ids)):
+            ball = parse_frame(last[b]).ball
+            if ball is None:
+                served.append(b)
+                continue
+            playfield = read_playfield(decided[b])
+            lit_next = lit_pixels(decided[b])
+            lit_next[top:bottom, left:right] &= ~playfield.ball_pixels
+            inputs.append(head_input(lit_pixels(before[b]), lit_pixels(last[b]), lit_next, parse_frame(before[b]).ball,
+                                     ball, window))
+            placed.append(b)
+            balls.append(ball)
+            playfields.append(playfield)
+        if served:
+            index = torch.tensor(served, device=ids.device)
+            out[index] = self.place_ball(logits[index], ids[index])
+        if not placed:
+            return out
+        choice = head(torch.from_numpy(np.stack(inputs)).to(logits.device)).argmax(dim=1).tolist()
+        for b, c, ball, playfield in zip(placed, choice, balls, playfields):
+            region = out[b, top:bottom, left:right]  # a view
+            region[torch.from_numpy(playfield.ball_pixels).to(out.device)] = black
+            nxt = index_to_ball(c, ball, window)
+            if nxt is None:
+                continue
+            rows = drawn_rows(nxt[1])
+            rows = slice(max(rows.start, top), min(rows.stop, bottom))
+            cols = slice(max(nxt[0], left), min(nxt[0] + BALL_W, right))
+            if rows.start >= rows.stop or cols.start >= cols.stop:
+                continue
+            free = torch.from_numpy(playfield.free[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left])
+            colour = lit_classes[logits[b, lit_classes, rows, cols].max(dim=0).indices]  # most likely lit colour
+            patch = out[b, rows, cols]
+            out[b, rows, cols] = torch.where(free.to(out.device), colour.to(out.dtype), patch)
         return out
 
     # ---- inference on RGB frames (the public API) --------------------------------------------

@@ -1,0 +1,163 @@
+"""The ball head: shapes and gradients, its window and classes, drawing its ball, training and the CLI."""
+
+import json
+
+import numpy as np
+import torch
+
+from test_cli import run
+from train.ball_head import episode_samples, to_input
+from worldmodel.ball_head import BallHead, BallHeadConfig, drawn_rows, expected_ball, index_to_ball, target_index
+from worldmodel.breakout import BALL_H, BALL_W, PLAYFIELD_LEFT, PLAYFIELD_TOP, parse_frame, read_playfield
+from worldmodel.world_model import WorldModel, WorldModelConfig, load_world_model
+
+COLORS = ((0, 0, 0), (142, 142, 142), (200, 72, 72), (66, 72, 200))
+TINY_HEAD = BallHeadConfig(window=40, width=8, dilations=(1, 2))
+
+
+def test_shapes_loss_and_gradients_reach_every_parameter():
+    torch.manual_seed(0)
+    head = BallHead(TINY_HEAD)
+    x = torch.rand(3, 8, 40, 40)
+    logits = head(x)
+    assert logits.shape == (3, 40 * 40 + 1)
+    loss, metrics = head.loss(x, torch.tensor([0, 820, 1600]))
+    assert torch.isfinite(loss) and set(metrics) == {"loss", "exact", "within_1px"}
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+
+
+def test_window_classes_round_trip():
+    ball = (60, 120)
+    assert target_index(None, ball, 40) == 1600
+    assert index_to_ball(1600, ball, 40) is None
+    for nxt in [(60, 120), (40, 100), (79, 139), (52, 134)]:
+        index = target_index(nxt, ball, 40)
+        assert 0 <= index < 1600 and index_to_ball(index, ball, 40) == nxt
+    assert target_index((80, 120), ball, 40) is None  # one past the window's right edge
+    assert target_index((60, 99), ball, 40) is None
+
+
+def _erase_ball(frame: np.ndarray) -> np.ndarray:
+    out = frame.copy()
+    field = out[PLAYFIELD_TOP:PLAYFIELD_TOP + 163, PLAYFIELD_LEFT:PLAYFIELD_LEFT + 144]
+    field[read_playfield(frame).ball_pixels] = 0
+    return out
+
+
+def test_a_ball_drawn_at_a_parsed_place_parses_back(recorded_episode):
+    """`drawn_rows` knows the game's drawing: every whole ball of a real episode (all 8 pixels shown),
+    erased and drawn again at its parsed place, parses back to that place."""
+    frames = recorded_episode[3]
+    checked = 0
+    for frame in frames:
+        info = parse_frame(frame)
+        pixels = read_playfield(frame).ball_pixels
+        if info.ball is None or pixels.sum() != BALL_H * BALL_W:
+            continue
+        x, y = info.ball
+        drawn = _erase_ball(frame)
+        drawn[drawn_rows(y), x:x + BALL_W] = frame[PLAYFIELD_TOP:PLAYFIELD_TOP + 163,
+                                                   PLAYFIELD_LEFT:PLAYFIELD_LEFT + 144][pixels][0]
+        assert np.array_equal(drawn, frame), f"ball at {info.ball} drawn elsewhere"
+        checked += 1
+    assert checked > 50
+
+
+def test_episode_samples_centre_the_ball_and_target_the_next_one(recorded_episode):
+    frames = recorded_episode[3]
+    stored, origins, targets, outside = episode_samples(frames, 40)
+    infos = [parse_frame(f) for f in frames]
+    with_ball = [t for t in range(len(frames) - 1) if infos[t].ball is not None]
+    assert len(targets) + outside == len(with_ball) and outside == 0
+    assert stored.dtype == np.uint8 and stored.shape == (len(targets), 6, 40, 40)
+    for i, t in enumerate(with_ball):
+        assert stored[i, 4, 20:24, 20:22].all() and stored[i, 4].sum() == BALL_H * BALL_W  # the last ball
+        assert index_to_ball(int(targets[i]), infos[t].ball, 40) == infos[t + 1].ball
+        before = infos[max(t - 1, 0)].ball
+        expected = expected_ball(before, infos[t].ball)
+        if expected is not None:  # constant velocity: as far again as the last step
+            ex, ey = expected[0] - origins[i][0], expected[1] - origins[i][1]
+            assert (ex, ey) == (2 * 20 - (before[0] - origins[i][0]), 2 * 20 - (before[1] - origins[i][1]))
+            if 0 <= ex and ex + BALL_W <= 40 and 0 <= ey and ey + BALL_H <= 40:
+                assert stored[i, 5, ey:ey + BALL_H, ex:ex + BALL_W].all() and stored[i, 5].sum() == BALL_H * BALL_W
+        nxt = infos[t + 1].ball
+        if nxt is not None and read_playfield(frames[t + 1]).ball_pixels.sum() == BALL_H * BALL_W:
+            x0, y0 = origins[i]
+            rows = drawn_rows(nxt[1])
+            assert not stored[i, 2, rows.start - y0:rows.stop - y0, nxt[0] - x0:nxt[0] - x0 + BALL_W].any()
+            assert frames[t + 1][rows, nxt[0]:nxt[0] + BALL_W].any()  # erased from the input, not the frame
+    x = to_input(stored[:2], origins[:2], 40)
+    assert x.shape == (2, 8, 40, 40) and x[:, 6:].min() >= -0.2 and x[:, 6:].max() <= 1.2
+
+
+def _model_with_head() -> WorldModel:
+    torch.manual_seed(0)
+    return WorldModel(WorldModelConfig(colors=COLORS, context=2, codes=4, widths=(8, 16, 32), encoder_width=8,
+                                       ball_head=dict(window=40, width=8, dilations=(1, 2)))).eval()
+
+
+def _frame_with_ball(x: int | None, y: int) -> torch.Tensor:
+    ids = torch.zeros(210, 160, dtype=torch.uint8)
+    ids[:32] = 1  # the top wall
+    ids[:, :8] = ids[:, 152:] = 1
+    ids[189:193, 60:76] = 2  # the paddle
+    if x is not None:
+        ids[y:y + BALL_H, x:x + BALL_W] = 1  # grey, above the bricks
+    return ids
+
+
+def test_the_head_places_the_ball_or_takes_it_away(monkeypatch):
+    """The decided frame's ball is cleared and drawn where the head's most likely class says; "no
+    ball" leaves none; a context whose last frame shows no ball keeps `place_ball`'s decision."""
+    model = _model_with_head()
+    context = torch.stack([_frame_with_ball(50, 120), _frame_with_ball(56, 114)])[None]  # moving up and right
+    decided = _frame_with_ball(70, 100)[None]  # the decoder's ball, somewhere else
+    logits = torch.zeros(1, len(COLORS), 210, 160)
+    chosen = {}
+
+    def fake_head(x):
+        out = torch.zeros(len(x), 1601)
+        out[:, chosen["index"]] = 1.0
+        return out
+
+    monkeypatch.setattr(model.ball_head, "forward", fake_head)
+    chosen["index"] = target_index((62, 108), (56, 114), 40)
+    placed = model.place_ball_with_head(logits, decided.clone(), context)[0]
+    assert torch.equal(placed, _frame_with_ball(62, 108))
+    assert parse_frame(model.table.to_rgb(placed.numpy())).ball == (62, 108)
+    chosen["index"] = 1600
+    assert torch.equal(model.place_ball_with_head(logits, decided.clone(), context)[0], _frame_with_ball(None, 0))
+    served = torch.stack([_frame_with_ball(None, 0), _frame_with_ball(None, 0)])[None]
+    assert torch.equal(model.place_ball_with_head(logits, decided.clone(), served),
+                       model.place_ball(logits, decided.clone()))
+
+
+def test_train_ball_head_cli_resumes_and_writes_a_world_model_with_the_head(episodes_dir, tmp_path):
+    world = tmp_path / "wm"
+    assert run("train", "world-model", "--data", str(episodes_dir), "--out", str(world), "--tiny",
+               "--quiet").returncode == 0
+    out = tmp_path / "head"
+    args = ("train", "ball-head", "--data", str(episodes_dir), "--world-model", str(world / "world_model.pt"),
+            "--out", str(out), "--tiny", "--quiet", "--threads", "1")
+    first = run(*args)
+    assert first.returncode == 0, first.stderr
+    assert "held out: next ball within 1 px" in first.stdout
+    second = run(*args)  # resumes from OUT/checkpoint.pt, already at its last step: no more updates
+    assert second.returncode == 0, second.stderr
+    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert steps[:4] == [1, 2, 3, 4] and set(steps[4:]) <= {4}
+    other = run(*args, "--lr", "0.5")
+    assert other.returncode != 0 and "checkpoint.pt" in other.stderr and "other settings" in other.stderr
+    model = load_world_model(out / "world_model.pt")
+    assert model.ball_head is not None and model.summary["ball_head"]["steps"] == 4
+    base = load_world_model(world / "world_model.pt")
+    for key, value in base.state_dict().items():
+        assert torch.equal(value, model.state_dict()[key]), f"{key} changed"
+    context = np.stack([np.zeros((210, 160, 3), np.uint8)] * 2)
+    assert model.predict(context, 0).shape == (210, 160, 3)
+
+
+def test_train_ball_head_bad_data_folder(tmp_path):
+    result = run("train", "ball-head", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--tiny")
+    assert result.returncode != 0 and "nowhere" in result.stderr

@@ -1,0 +1,250 @@
+"""Train the ball head (`worldmodel.ball_head`) on real transitions and add it to a world model.
+
+    neural-breakout train ball-head --data data/breakout --world-model checkpoints/world_model.pt
+
+Every transition whose frame shows a ball is a sample: the window around that ball in the frame
+before, the frame and the next frame with its ball erased, and the next ball's place in the window
+(or "no ball"). The world model's own split is used: its held-out episodes stay held out here, and
+the accuracy reported is theirs. A next ball outside the window (never in the recorded data: the
+ball moves at most 16 px a step) is left out and counted.
+
+Resumes from OUT/checkpoint.pt (the head, optimizer, step and generator, written every few minutes
+and at the end; the samples are read again from the episodes). Writes OUT/world_model.pt: the world
+model checkpoint given, its weights untouched, with the head and its training summary added, and
+OUT/log.jsonl (wandb too, offline by default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from train.logger import RunLogger, command_line
+from train.world_model import peak_rss_gb, split_episodes
+from worldmodel.ball_head import H, INPUT_CHANNELS, W, BallHead, BallHeadConfig, head_input, placement_metrics, target_index
+from worldmodel.breakout import PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, lit_pixels, \
+    parse_frame, read_playfield
+from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from worldmodel.world_model import WORLD_MODEL_KIND
+
+STORED_CHANNELS = INPUT_CHANNELS - 2  # the row and column channels are made from the window's origin
+
+
+@dataclass(frozen=True)
+class BallHeadTrainConfig:
+    data: str = field(metadata={"help": "folder of recorded episodes (the world model's training data)"})
+    world_model: str = field(default="checkpoints/world_model.pt", metadata={"help": "world model checkpoint to add "
+                                                                                     "the head to"})
+    out: str = field(default="runs/ball-head", metadata={"help": "folder for world_model.pt, checkpoint.pt, log.jsonl"})
+    steps: int = field(default=6_000, metadata={"help": "gradient updates"})
+    batch_size: int = field(default=128, metadata={"help": "samples per update"})
+    lr: float = field(default=2e-3, metadata={"help": "AdamW peak learning rate (cosine decay after 100 updates)"})
+    window: int = field(default=40, metadata={"help": "side of the window around the ball (`BallHeadConfig.window`)"})
+    width: int = field(default=24, metadata={"help": "convolution channels"})
+    held_out: int = field(default=20_000, metadata={"help": "held-out samples to measure on (at most)"})
+    eval_every: int = field(default=500, metadata={"help": "updates between held-out measurements"})
+    checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between resumable checkpoints"})
+    max_episodes: int | None = field(default=None, metadata={"help": "use only the first N episodes"})
+    seed: int = field(default=0, metadata={"help": "seed of sampling and initialisation"})
+    threads: int = field(default=2, metadata={"help": "torch threads"})
+    wandb: bool = field(default=True, metadata={"help": "log to wandb (offline unless WANDB_MODE says otherwise)"})
+
+    @classmethod
+    def tiny(cls, data: str, world_model: str, out: str, **options) -> "BallHeadTrainConfig":
+        """A few updates of a tiny head on a few episodes."""
+        return cls(data=data, world_model=world_model, out=out, steps=4, batch_size=8, width=8, held_out=64,
+                   eval_every=2, max_episodes=4, wandb=False, **options)
+
+    @property
+    def head(self) -> BallHeadConfig:
+        return BallHeadConfig(window=self.window, width=self.width)
+
+
+def episode_samples(frames: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The samples of one episode's RGB frames (T+1, 210, 160, 3): inputs without the row and column
+    channels (N, 6, window, window) uint8, window origins (N, 2) int64 (x0, y0), targets (N,) int64,
+    and how many transitions were left out because the next ball lay outside the window."""
+    playfields = [read_playfield(f) for f in frames]
+    infos = [parse_frame(f) for f in frames]
+    lit = [lit_pixels(f) for f in frames]
+    inputs, origins, targets, outside = [], [], [], 0
+    for t in range(len(frames) - 1):
+        last = infos[t].ball
+        if last is None:
+            continue
+        target = target_index(infos[t + 1].ball, last, window)
+        if target is None:
+            outside += 1
+            continue
+        before = max(t - 1, 0)  # an episode's first frame stands in for the one before it, as in training
+        next_lit = lit[t + 1].copy()
+        next_lit[PLAYFIELD_TOP:PLAYFIELD_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT] &= ~playfields[t + 1].ball_pixels
+        x = head_input(lit[before], lit[t], next_lit, infos[before].ball, last, window)
+        inputs.append(x[:STORED_CHANNELS].astype(np.uint8))
+        origins.append((last[0] - window // 2, last[1] - window // 2))
+        targets.append(target)
+    if not inputs:
+        empty = np.zeros((0, STORED_CHANNELS, window, window), dtype=np.uint8)
+        return empty, np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64), outside
+    return np.stack(inputs), np.array(origins, dtype=np.int64), np.array(targets, dtype=np.int64), outside
+
+
+def path_samples(path: Path, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    from collect.episodes import load_episode
+
+    return episode_samples(load_episode(path).frames, window)
+
+
+def read_samples(paths: list[Path], window: int, workers: int, progress: bool, desc: str) -> tuple[np.ndarray, ...]:
+    """The samples of some episodes, read by `workers` processes: (inputs, origins, targets, left out)."""
+    from functools import partial
+    from multiprocessing import get_context
+
+    from tqdm import tqdm
+
+    read = partial(path_samples, window=window)
+    if workers > 1:
+        with get_context("spawn").Pool(workers) as pool:  # `with` ends the pool once every result is in
+            parts = list(tqdm(pool.imap(read, paths), total=len(paths), desc=desc, unit="ep", disable=not progress))
+    else:
+        parts = [read(p) for p in tqdm(paths, desc=desc, unit="ep", disable=not progress)]
+    return (*(np.concatenate([p[i] for p in parts]) for i in range(3)), sum(p[3] for p in parts))
+
+
+def to_input(stored: np.ndarray, origins: np.ndarray, window: int) -> torch.Tensor:
+    """Stored samples (B, 6, c, c) uint8 and their origins (B, 2) -> the head's input (B, 8, c, c)."""
+    b = len(stored)
+    steps = torch.arange(window, dtype=torch.float32)
+    rows = ((torch.from_numpy(origins[:, 1]).float()[:, None] + steps) / H)[:, :, None].expand(b, window, window)
+    cols = ((torch.from_numpy(origins[:, 0]).float()[:, None] + steps) / W)[:, None, :].expand(b, window, window)
+    return torch.cat([torch.from_numpy(stored).float(), rows[:, None], cols[:, None]], dim=1)
+
+
+@torch.no_grad()
+def measure(head: BallHead, samples: tuple[np.ndarray, ...], batch: int = 512) -> dict:
+    """Held-out exact and within-1-px rates, over all samples and over those whose next frame has a ball."""
+    head.eval()
+    stored, origins, targets = samples[:3]
+    predicted = []
+    for i in range(0, len(targets), batch):
+        predicted.append(head(to_input(stored[i:i + batch], origins[i:i + batch], head.config.window)).argmax(dim=1))
+    head.train()
+    predicted, target = torch.cat(predicted), torch.from_numpy(targets)
+    ball = target != head.config.positions
+    out = {f"held_out/{k}": v for k, v in placement_metrics(predicted, target, head.config.window).items()}
+    out.update({f"held_out/ball_{k}": v for k, v in placement_metrics(predicted[ball], target[ball],
+                                                                      head.config.window).items()})
+    out["held_out/no_ball_recall"] = float((predicted[~ball] == head.config.positions).float().mean()) \
+        if (~ball).any() else None
+    out["held_out/samples"] = len(target)
+    return out
+
+
+def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from collect.episodes import list_episodes
+
+    torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = load_checkpoint(config.world_model, WORLD_MODEL_KIND)
+    paths = list_episodes(config.data)
+    if not paths:
+        raise FileNotFoundError(f"{config.data}: no episode files (episode-*.npz) in this folder")
+    if config.max_episodes:
+        paths = paths[:config.max_episodes]
+    names = set(payload.get("summary", {}).get("held_out_episodes") or [])
+    if names:
+        train_paths = [p for p in paths if p.name not in names]
+        held_paths = [p for p in paths if p.name in names]
+    else:  # a world model without a recorded split (a tiny one): split as its trainer does
+        train_paths, held_paths = split_episodes(paths, 10 if len(paths) >= 10 else 2)
+    if not train_paths or not held_paths:
+        raise ValueError(f"{config.data}: the world model's split leaves {len(train_paths)} training and "
+                         f"{len(held_paths)} held-out episodes here; both must be non-empty")
+    started = time.time()
+    workers = max(1, min(config.threads, os.cpu_count() or 1))
+    train = read_samples(train_paths, config.window, workers, progress, "read training episodes")
+    held = read_samples(held_paths, config.window, workers, progress, "read held-out episodes")
+    rng = np.random.default_rng(config.seed)
+    if len(held[2]) > config.held_out:
+        keep = np.sort(rng.choice(len(held[2]), config.held_out, replace=False))
+        held = (*(a[keep] for a in held[:3]), held[3])
+    if len(train[2]) == 0:
+        raise ValueError(f"{config.data}: no training transition shows a ball")
+
+    torch.manual_seed(config.seed)
+    head = BallHead(config.head)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=0.01)
+    step, elapsed, run_id = 0, 0.0, None
+    resume = out / "checkpoint.pt"
+    if resume.is_file():
+        state = load_checkpoint(resume, "ball-head-training")
+        if state["config"] != dataclasses.asdict(config):
+            raise ValueError(f"{resume}: written with other settings; use another --out or delete it")
+        load_weights(head, state["state"]["weights"], resume)
+        optimizer.load_state_dict(state["state"]["optimizer"])
+        step, elapsed, run_id = state["state"]["step"], state["state"]["elapsed"], state["state"]["run_id"]
+        rng.bit_generator.state = state["state"]["rng"]
+        torch.set_rng_state(state["state"]["torch_rng"])
+    logger = RunLogger(config, out, run_id, "ball-head")
+
+    def save_resume() -> None:
+        save_checkpoint(resume, "ball-head-training", config, dict(
+            weights=head.state_dict(), optimizer=optimizer.state_dict(), step=step, run_id=logger.id,
+            elapsed=elapsed + time.time() - t0, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state()))
+
+    def lr_at(s: int) -> float:
+        warmup = min(100, config.steps // 10 + 1)
+        if s < warmup:
+            return config.lr * (s + 1) / warmup
+        return config.lr * 0.5 * (1 + np.cos(np.pi * (s - warmup) / max(config.steps - warmup, 1)))
+
+    t0 = time.time()
+    last_save = time.time()
+    bar = tqdm(total=config.steps, initial=step, desc="train ball head", unit="step", disable=not progress)
+    metrics: dict = {}
+    while step < config.steps:
+        index = rng.integers(len(train[2]), size=config.batch_size)
+        x = to_input(train[0][index], train[1][index], config.window)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        loss, metrics = head.loss(x, torch.from_numpy(train[2][index]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{metrics['loss']:.3f}", within_1px=f"{metrics['within_1px']:.3f}")
+        logged = {f"train/{k}": v for k, v in metrics.items()}
+        if step % config.eval_every == 0 or step == config.steps:
+            logged.update(measure(head, held))
+        logger.log(logged, step)
+        if time.time() - last_save > 60 * config.checkpoint_minutes or step == config.steps:
+            save_resume()
+            last_save = time.time()
+    bar.close()
+    held_metrics = measure(head, held)
+    hours = (elapsed + time.time() - t0) / 3600
+    summary = dict(
+        command=command_line("neural-breakout train ball-head", config, ("data", "world_model", "out")),
+        training_config=dataclasses.asdict(config), steps=step, train_hours=round(hours, 3),
+        reading_minutes=round((t0 - started) / 60, 2), peak_rss_gb=round(peak_rss_gb(), 2),
+        train_samples=int(len(train[2])), outside_window=int(train[3] + held[3]),
+        held_out_episodes=[p.name for p in held_paths], **{k.split("/", 1)[1]: v for k, v in held_metrics.items()})
+    logger.log({f"final/{k}": v for k, v in summary.items() if isinstance(v, (int, float))}, step)
+    logger.close()
+    world_config = dict(payload["config"], ball_head=dataclasses.asdict(config.head))
+    weights = dict(payload["state"]["weights"], **{f"ball_head.{k}": v for k, v in head.state_dict().items()})
+    state = dict(payload["state"], weights=weights)
+    world_summary = dict(payload.get("summary", {}), ball_head=summary)
+    save_checkpoint(out / "world_model.pt", WORLD_MODEL_KIND, world_config, state, world_summary)
+    return summary
+
