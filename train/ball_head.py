@@ -27,9 +27,9 @@ import torch
 
 from train.logger import RunLogger, command_line
 from train.world_model import peak_rss_gb, split_episodes
-from worldmodel.ball_head import H, INPUT_CHANNELS, W, BallHead, BallHeadConfig, head_input, placement_metrics, target_index
-from worldmodel.breakout import PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, lit_pixels, \
-    parse_frame, read_playfield
+from worldmodel.ball_head import (H, INPUT_CHANNELS, W, BallHead, BallHeadConfig, head_input, lit_without_ball,
+                                  placement_metrics, target_index, window_origin)
+from worldmodel.breakout import lit_pixels, parse_frame, read_playfield
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.world_model import WORLD_MODEL_KIND
 
@@ -71,7 +71,7 @@ def episode_samples(frames: np.ndarray, window: int) -> tuple[np.ndarray, np.nda
     channels (N, 6, window, window) uint8, window origins (N, 2) int64 (x0, y0), targets (N,) int64,
     and how many transitions were left out because the next ball lay outside the window."""
     playfields = [read_playfield(f) for f in frames]
-    infos = [parse_frame(f) for f in frames]
+    infos = [parse_frame(f, p) for f, p in zip(frames, playfields)]
     lit = [lit_pixels(f) for f in frames]
     inputs, origins, targets, outside = [], [], [], 0
     for t in range(len(frames) - 1):
@@ -83,11 +83,10 @@ def episode_samples(frames: np.ndarray, window: int) -> tuple[np.ndarray, np.nda
             outside += 1
             continue
         before = max(t - 1, 0)  # an episode's first frame stands in for the one before it, as in training
-        next_lit = lit[t + 1].copy()
-        next_lit[PLAYFIELD_TOP:PLAYFIELD_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT] &= ~playfields[t + 1].ball_pixels
+        next_lit = lit_without_ball(frames[t + 1], playfields[t + 1])
         x = head_input(lit[before], lit[t], next_lit, infos[before].ball, last, window)
         inputs.append(x[:STORED_CHANNELS].astype(np.uint8))
-        origins.append((last[0] - window // 2, last[1] - window // 2))
+        origins.append(window_origin(last, window))
         targets.append(target)
     if not inputs:
         empty = np.zeros((0, STORED_CHANNELS, window, window), dtype=np.uint8)

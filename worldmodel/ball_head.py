@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import BALL_H, BALL_W, BRICK_BOTTOM, FRAME_SHAPE
+from worldmodel.breakout import (BALL_H, BALL_W, BRICK_BOTTOM, FRAME_SHAPE, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT,
+                                  PLAYFIELD_RIGHT, PLAYFIELD_TOP, Playfield, lit_pixels)
 
 H, W = FRAME_SHAPE[:2]
 INPUT_CHANNELS = 8  # lit t-1, lit t, lit t+1 without its ball; ball boxes t-1, t, t+1 at constant velocity; row, column
@@ -58,6 +59,14 @@ def crop(mask: np.ndarray, x0: int, y0: int, window: int, fill: float) -> np.nda
     if ys.start < ys.stop and xs.start < xs.stop:
         out[ys.start - y0:ys.stop - y0, xs.start - x0:xs.stop - x0] = mask[ys, xs]
     return out
+
+
+def lit_without_ball(frame: np.ndarray, playfield: Playfield) -> np.ndarray:
+    """(210, 160) bool: the lit pixels of an RGB frame with its ball pixels (`playfield`'s, read from
+    that frame) cleared: the next frame as the ball head sees it."""
+    lit = lit_pixels(frame)
+    lit[PLAYFIELD_TOP:PLAYFIELD_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT] &= ~playfield.ball_pixels
+    return lit
 
 
 def head_input(lit_prev: np.ndarray, lit_last: np.ndarray, lit_next: np.ndarray, ball_prev: tuple[int, int] | None,

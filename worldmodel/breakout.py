@@ -167,9 +167,10 @@ def read_playfield(frame: np.ndarray) -> Playfield:
     return Playfield(lit=lit, free=free, bricks=bricks, paddle_x=paddle_x)
 
 
-def parse_frame(frame: np.ndarray) -> FrameInfo:
-    """Read ball, paddle, bricks, score and lives from an RGB frame (210, 160, 3) uint8."""
-    playfield = read_playfield(frame)
+def parse_frame(frame: np.ndarray, playfield: Playfield | None = None) -> FrameInfo:
+    """Read ball, paddle, bricks, score and lives from an RGB frame (210, 160, 3) uint8 (`playfield`:
+    `read_playfield(frame)`, where the caller has it already)."""
+    playfield = read_playfield(frame) if playfield is None else playfield
     lit, bricks, paddle_x = playfield.lit, playfield.bricks, playfield.paddle_x
     ball_pixels = playfield.ball_pixels
     band = slice(BRICK_TOP - PLAYFIELD_TOP, BRICK_BOTTOM - PLAYFIELD_TOP)

@@ -32,7 +32,7 @@ from worldmodel.breakout import (BALL_H, BALL_W, DIGIT_GLYPHS, DIGIT_TOP, FRAME_
                                   PADDLE_TOP, PADDLE_WIDTHS, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT,
                                   PLAYFIELD_TOP, RED, SCORE_DIGIT_X, lit_pixels, parse_frame, read_playfield,
                                   transition_events, widest_run)
-from worldmodel.ball_head import BallHead, BallHeadConfig, drawn_rows, head_input, index_to_ball
+from worldmodel.ball_head import BallHead, BallHeadConfig, drawn_rows, head_input, index_to_ball, lit_without_ball
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
@@ -530,10 +530,9 @@ class WorldModel(nn.Module):
                 served.append(b)
                 continue
             playfield = read_playfield(decided[b])
-            lit_next = lit_pixels(decided[b])
-            lit_next[top:bottom, left:right] &= ~playfield.ball_pixels
-            inputs.append(head_input(lit_pixels(before[b]), lit_pixels(last[b]), lit_next, parse_frame(before[b]).ball,
-                                     ball, window))
+            inputs.append(head_input(lit_pixels(before[b]), lit_pixels(last[b]),
+                                     lit_without_ball(decided[b], playfield), parse_frame(before[b]).ball, ball,
+                                     window))
             placed.append(b)
             balls.append(ball)
             playfields.append(playfield)
@@ -554,7 +553,8 @@ class WorldModel(nn.Module):
             cols = slice(max(nxt[0], left), min(nxt[0] + BALL_W, right))
             if rows.start >= rows.stop or cols.start >= cols.stop:
                 continue
-            free = torch.from_numpy(playfield.free[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left])
+            free = playfield.free[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left]
+            free = torch.from_numpy(free)
             colour = lit_classes[logits[b, lit_classes, rows, cols].max(dim=0).indices]  # most likely lit colour
             patch = out[b, rows, cols]
             out[b, rows, cols] = torch.where(free.to(out.device), colour.to(out.dtype), patch)
