@@ -49,6 +49,23 @@ def test_color_table_round_trip_and_unknown_colour():
         table.to_ids(frame)
 
 
+def test_color_table_lookup_tells_apart_colours_that_share_a_slot():
+    rng = np.random.default_rng(1)
+    colours = [tuple(int(v) for v in c) for c in np.unique(rng.integers(0, 256, size=(200, 3)), axis=0)]
+    table = ColorTable(colours)
+    ids = rng.integers(0, len(colours), size=(2, 210, 160)).astype(np.uint8)
+    assert np.array_equal(table.to_ids(table.to_rgb(ids)), ids)
+    # a colour outside the table whose packed value lands on a known colour's slot is still unknown
+    stranger = int(table.packed[3]) + table.modulus
+    frame = table.to_rgb(ids[0]).copy()
+    frame[7, 9] = (stranger >> 16 & 255, stranger >> 8 & 255, stranger & 255)
+    assert table.class_of(tuple(int(v) for v in frame[7, 9])) is None
+    with pytest.raises(NeuralBreakoutError, match=f"#{stranger:06x}"):
+        table.to_ids(frame)
+    with pytest.raises(ValueError, match="distinct"):
+        ColorTable([(1, 2, 3), (1, 2, 3)])
+
+
 @pytest.mark.parametrize("context,fine_dilations", [(1, ()), (2, ()), (4, ()), (2, (2, 4))])
 def test_shapes_loss_and_gradients_reach_every_parameter(context, fine_dilations):
     model = tiny_model(context, fine_dilations=fine_dilations)

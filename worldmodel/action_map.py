@@ -9,6 +9,8 @@ pass, so the env computes it once per step.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,15 +59,20 @@ class ActionMapConfig:
                                                           "context, so an overdue life is still taken"})
 
 
+@functools.lru_cache(maxsize=4)
+def block_index(width: int) -> torch.Tensor:
+    """(212, width) int64: the 4x4 block (row-major over 53 x width / 4) each pixel of a padded frame falls in."""
+    return torch.arange(PADDED_HEIGHT)[:, None] // PATCH * (width // PATCH) + torch.arange(width)[None] // PATCH
+
+
 def class_counts(ids: torch.Tensor, classes: int) -> torch.Tensor:
     """(B, F, 210, 160) class ids -> (B, F * classes, 53, 40): how many pixels of each class every 4x4
     block holds, divided by 16 (a bincount: much cheaper than one-hot maps)."""
     b, f, h, w = ids.shape
-    ids = F.pad(ids, (0, 0, 0, PADDED_HEIGHT - h)).long()
+    ids = F.pad(ids, (0, 0, 0, PADDED_HEIGHT - h))
     rows, cols = PADDED_HEIGHT // PATCH, w // PATCH
-    block = (torch.arange(PADDED_HEIGHT)[:, None] // PATCH * cols + torch.arange(w)[None] // PATCH)  # (212, 160)
-    plane = torch.arange(b * f).view(b, f, 1, 1) * classes + ids  # which (sample, frame, class) plane
-    counts = torch.bincount((plane * rows * cols + block).flatten(), minlength=b * f * classes * rows * cols)
+    plane = (torch.arange(b * f).view(b, f, 1, 1) * classes + ids.long()) * (rows * cols)  # (sample, frame, class)
+    counts = torch.bincount((plane + block_index(w)).flatten(), minlength=b * f * classes * rows * cols)
     return counts.view(b, f * classes, rows, cols).float() / (PATCH * PATCH)
 
 

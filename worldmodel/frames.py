@@ -53,11 +53,7 @@ class FrameStore:
             raise ValueError("no episodes to load")
         if table is None:
             table = ColorTable.from_palette_frames(palette, np.flatnonzero(used))
-        lut = np.zeros(256, dtype=np.uint8)
-        known = table._pack(palette)
-        for i in range(256):
-            hit = np.flatnonzero(table.sorted_packed == known[i])
-            lut[i] = table.order[hit[0]] if len(hit) else 0
+        lut = np.array([table.class_of(colour) or 0 for colour in palette], dtype=np.uint8)  # unused: 0
         frames = np.empty((total, *chunks[0].shape[1:]), dtype=np.uint8)
         offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
         for i, chunk in enumerate(chunks):
