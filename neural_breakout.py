@@ -144,6 +144,25 @@ def cmd_train_ball_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_paddle_table(args: argparse.Namespace) -> int:
+    from train.paddle_table import PaddleTableTrainConfig, train_paddle_table
+
+    config = config_from_args(PaddleTableTrainConfig, args)
+    if args.tiny:
+        kept = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+                if f.name not in ("data", "world_model", "out", "batch_size", "max_episodes")}
+        config = PaddleTableTrainConfig.tiny(config.data, config.world_model, config.out, **kept)
+    summary = train_paddle_table(config, progress=not args.quiet)
+    covered = summary["within_1px_where_covered"]
+    print(f"held out: next paddle within 1 px {100 * summary['within_1px']:.1f}% of {summary['cases']} cases "
+          f"(the table has {100 * summary['covered']:.1f}% of them"
+          + (f", within 1 px {100 * covered:.1f}% there" if covered is not None else "")
+          + f"; the last step repeated: {100 * summary['constant_velocity_within_1px']:.1f}%); "
+          f"wrote {config.out}/world_model.pt")
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("training_config", "held_out_episodes")}))
+    return 0
+
+
 def cmd_evaluate_world_model(args: argparse.Namespace) -> int:
     from train.evaluate import EvaluateConfig, evaluate_world_model
 
@@ -273,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     from train.action_map import ActionMapTrainConfig
     from train.ball_head import BallHeadTrainConfig
     from train.evaluate import EvaluateConfig
+    from train.paddle_table import PaddleTableTrainConfig
     from train.evaluate_play import EvaluatePlayConfig
     from train.world_model import WorldModelTrainConfig
 
@@ -359,6 +379,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--tiny", action="store_true", help="a few updates of a tiny head (smoke test)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_train_ball_head)
+
+    q = train_sub.add_parser("paddle-table", help="count the paddle table and add it to a world model checkpoint",
+                             description="Infer the latent code of every recorded transition whose last frames "
+                                         "show the paddle, count the most common next step of each case (code, "
+                                         "last step, left edge) over the training episodes "
+                                         "(worldmodel/paddle_table.py), report how often it places the paddle "
+                                         "within 1 px on the world model's held-out episodes, and write "
+                                         "OUT/world_model.pt: the given world model with the table added. "
+                                         "Resumes after the last episode done (OUT/cases/).")
+    add_config_arguments(q, PaddleTableTrainConfig)
+    q.add_argument("--tiny", action="store_true", help="a few episodes in small batches (smoke test)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_train_paddle_table)
 
     p = sub.add_parser("evaluate", help="evaluate a model against the real game",
                        description="Evaluate against the real game on held-out episodes.")

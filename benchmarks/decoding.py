@@ -3,7 +3,8 @@ ball drawn as one whole ball where the model gives a ball the most probability
 (`WorldModelConfig.one_ball`), the digits drawn as the most likely whole glyphs (`whole_digits`), and
 the paddle drawn as one whole paddle of a width the game shows (`one_paddle`), and the ball placed by
 the ball head (`use_ball_head`, a model with one: its 1-step figures here are on the head's own
-training transitions, so only its tracker games compare fairly).
+training transitions, so only its tracker games compare fairly), and the paddle placed by the paddle
+table (`use_paddle_table`, `table`: with the ball head; also counted on these training transitions).
 Training episodes only, so choosing the shipped setting never looks at held-out data.
 
     python benchmarks/decoding.py --data data/breakout [--checkpoint PATH]
@@ -59,11 +60,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    decodings = {"pixels": ("per pixel", False, False, False, False),
-                 "ball": ("one ball", True, False, False, False),
-                 "digits": ("one ball, whole digits", True, True, False, False),
-                 "paddle": ("one ball, one paddle", True, False, True, False),
-                 "head": ("ball head, one paddle", True, False, True, True)}
+    decodings = {"pixels": ("per pixel", False, False, False, False, False),
+                 "ball": ("one ball", True, False, False, False, False),
+                 "digits": ("one ball, whole digits", True, True, False, False, False),
+                 "paddle": ("one ball, one paddle", True, False, True, False, False),
+                 "head": ("ball head, one paddle", True, False, True, True, False),
+                 "table": ("ball head, paddle table", True, False, True, True, True)}
     chosen = [d.strip() for d in args.decodings.split(",") if d.strip()]
     unknown = [d for d in chosen if d not in decodings]
     if unknown or not chosen:
@@ -87,9 +89,13 @@ def main() -> None:
         model.config = dataclasses.replace(model.config, paddle_width_bonus=args.paddle_width_bonus)
     if "head" in chosen and model.ball_head is None:
         parser.error("--decodings head: this world model has no ball head (`neural-breakout train ball-head`)")
-    for name, one_ball, whole_digits, one_paddle, use_ball_head in (decodings[d] for d in chosen):
+    if "table" in chosen and (model.paddle_table is None or model.ball_head is None):
+        parser.error("--decodings table: this world model lacks a paddle table or a ball head "
+                     "(`neural-breakout train paddle-table`, `train ball-head`)")
+    for name, one_ball, whole_digits, one_paddle, use_ball_head, use_paddle_table in (decodings[d] for d in chosen):
         model.config = dataclasses.replace(model.config, one_ball=one_ball, whole_digits=whole_digits,
-                                           one_paddle=one_paddle, use_ball_head=use_ball_head)
+                                           one_paddle=one_paddle, use_ball_head=use_ball_head,
+                                           use_paddle_table=use_paddle_table)
         row = ["", "", "", "", ""]
         if not args.play_only:
             generated = [parse_frame(model.table.to_rgb(p)) for p in predict_all(model, context, latent)]

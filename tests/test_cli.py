@@ -20,8 +20,9 @@ def run(*args, env=None, timeout=120):
 
 
 @pytest.mark.parametrize("command", [[], ["record"], ["data"], ["data", "info"], ["play"], ["train", "world-model"],
-                                     ["train", "action-map"], ["train", "ball-head"], ["train", "agent"], ["evaluate", "world-model"],
-                                     ["evaluate", "play"], ["rollout"]])
+                                     ["train", "action-map"], ["train", "ball-head"], ["train", "paddle-table"],
+                                     ["train", "agent"], ["evaluate", "world-model"], ["evaluate", "play"],
+                                     ["rollout"]])
 def test_help(command):
     result = run(*command, "--help")
     assert result.returncode == 0

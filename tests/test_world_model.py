@@ -833,21 +833,21 @@ def test_one_paddle_draws_a_whole_paddle_of_the_last_frames_width():
     decided = ids.clone()
     decided[189:193, 64:66] = 0  # what each column's own argmax draws: 66..79
     decided[189:193, 120:122] = 2  # a ball on the paddle rows, apart from the paddle
-    placed = model.place_paddle(_paddle_logits(decided, odds), decided[None], last[None])[0]
+    placed = model.place_paddle(_paddle_logits(decided, odds), decided[None], last[None, None])[0]
     expected = decided.clone()
     expected[189:193, 64:80] = 2
     assert torch.equal(placed, expected)
     assert parse_frame(model.table.to_rgb(placed.numpy())).paddle_x == 64
     decided[189:193, 80:82] = 2  # per-pixel red joined on the right: cleared
-    placed = model.place_paddle(_paddle_logits(decided, odds), decided[None], last[None])[0]
+    placed = model.place_paddle(_paddle_logits(decided, odds), decided[None], last[None, None])[0]
     assert torch.equal(placed, expected)
     near = last.clone()
     near[180:184, 90:92] = 2  # a ball 5 rows above the paddle: the red joined to the paddle may be it, so it stays
-    placed = model.place_paddle(_paddle_logits(decided, odds), decided[None], near[None])[0]
+    placed = model.place_paddle(_paddle_logits(decided, odds), decided[None], near[None, None])[0]
     expected[189:193, 80:82] = 2
     assert torch.equal(placed, expected)
     no_paddle = torch.zeros(1, 210, 160, dtype=torch.uint8)  # no whole red column decided: left alone
-    assert torch.equal(model.place_paddle(_paddle_logits(no_paddle[0], {70: 0.4}), no_paddle, last[None]), no_paddle)
+    assert torch.equal(model.place_paddle(_paddle_logits(no_paddle[0], {70: 0.4}), no_paddle, last[None, None]), no_paddle)
 
 
 def test_whole_digits_draw_the_most_likely_glyph():

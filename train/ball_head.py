@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from train.logger import RunLogger, command_line
-from train.world_model import peak_rss_gb, split_episodes
+from train.world_model import model_split, peak_rss_gb
 from worldmodel.ball_head import (H, INPUT_CHANNELS, W, BallHead, BallHeadConfig, head_input, lit_without_ball,
                                   placement_metrics, target_index, window_origin)
 from worldmodel.breakout import lit_pixels, parse_frame, read_playfield
@@ -148,26 +148,11 @@ def measure(head: BallHead, samples: tuple[np.ndarray, ...], batch: int = 512) -
 def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from collect.episodes import list_episodes
-
     torch.set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = load_checkpoint(config.world_model, WORLD_MODEL_KIND)
-    paths = list_episodes(config.data)
-    if not paths:
-        raise FileNotFoundError(f"{config.data}: no episode files (episode-*.npz) in this folder")
-    if config.max_episodes:
-        paths = paths[:config.max_episodes]
-    names = set(payload.get("summary", {}).get("held_out_episodes") or [])
-    if names:
-        train_paths = [p for p in paths if p.name not in names]
-        held_paths = [p for p in paths if p.name in names]
-    else:  # a world model without a recorded split (a tiny one): split as its trainer does
-        train_paths, held_paths = split_episodes(paths, 10 if len(paths) >= 10 else 2)
-    if not train_paths or not held_paths:
-        raise ValueError(f"{config.data}: the world model's split leaves {len(train_paths)} training and "
-                         f"{len(held_paths)} held-out episodes here; both must be non-empty")
+    train_paths, held_paths = model_split(payload.get("summary", {}), config.data, config.max_episodes)
     started = time.time()
     workers = max(1, min(config.threads, os.cpu_count() or 1))
     train = read_samples(train_paths, config.window, workers, progress, "read training episodes")

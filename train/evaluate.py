@@ -312,6 +312,14 @@ def ball_head_summary(model: WorldModel) -> dict | None:
     return {k: summary.get(k) for k in ("command", "steps", "train_hours", "reading_minutes", "ball_within_1px")}
 
 
+def paddle_table_summary(model: WorldModel) -> dict | None:
+    """How the model's paddle table was counted and what it measured (None: no table, or not used)."""
+    if model.paddle_table is None or not model.config.use_paddle_table or not model.config.one_paddle:
+        return None
+    summary = model.summary.get("paddle_table", {})
+    return {k: summary.get(k) for k in ("command", "minutes", "table_cases", "covered", "within_1px")}
+
+
 def evaluate_world_model(config: EvaluateConfig) -> dict:
     from worldmodel.video import write_video
 
@@ -330,6 +338,7 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
                              fine_dilations=list(model.config.fine_dilations), keep_bonus=model.keep_bonus,
                              hud_keep_bonus=model.config.hud_keep_bonus, one_ball=model.config.one_ball,
                              one_paddle=model.config.one_paddle, ball_head=ball_head_summary(model),
+                             paddle_table=paddle_table_summary(model),
                              parameters=sum(p.numel() for p in model.parameters()),
                              training=dict((k, model.summary.get(k)) for k in ("steps", "wall_hours", "cpu_hours",
                                                                                 "total_wall_hours", "total_cpu_hours",

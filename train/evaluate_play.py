@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from train.evaluate import ball_head_summary, ball_tracked, compare, held_out_store, segment_starts
+from train.evaluate import (ball_head_summary, ball_tracked, compare, held_out_store, paddle_table_summary,
+                            segment_starts)
 from train.world_model import ram_serves
 from worldmodel.breakout import (BALL_H, BALL_W, FIRE, LEFT, NOOP, PADDLE_TOP, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, RIGHT,
                                 parse_frame)
@@ -234,7 +235,8 @@ def evaluate_play(config: EvaluatePlayConfig, progress: bool = True) -> dict:
     rng = np.random.default_rng(config.seed)
     start = time.time()
     report = dict(config=asdict(config), world_model=env.world_model.summary.get("training_command"),
-                  ball_head=ball_head_summary(env.world_model), action_map=env.action_map.summary.get("training_command"),
+                  ball_head=ball_head_summary(env.world_model), paddle_table=paddle_table_summary(env.world_model),
+                  action_map=env.action_map.summary.get("training_command"),
                   held_out_episodes=len(store.names), held_out_transitions=len(store))
     parts = [("controlled_rollouts", lambda: controlled_rollouts(env, store, config, rng)),
              ("paddle_direction", lambda: paddle_direction(env, store, config, rng)),

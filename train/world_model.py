@@ -197,6 +197,29 @@ def split_episodes(paths: list[Path], holdout_every: int) -> tuple[list[Path], l
     return train, held
 
 
+def model_split(summary: dict, data: str, max_episodes: int | None = None) -> tuple[list[Path], list[Path]]:
+    """(training, held-out) episode files of the folder `data` (its first `max_episodes`, if given) as
+    a trained world model split them: its recorded held-out episodes (`summary["held_out_episodes"]`),
+    or for a model without that record (a tiny one) the split its trainer makes. Both must be
+    non-empty."""
+    from collect.episodes import list_episodes
+
+    paths = list_episodes(data)
+    if not paths:
+        raise FileNotFoundError(f"{data}: no episode files (episode-*.npz) in this folder")
+    paths = paths[:max_episodes] if max_episodes else paths
+    names = set(summary.get("held_out_episodes") or [])
+    if names:
+        train = [p for p in paths if p.name not in names]
+        held = [p for p in paths if p.name in names]
+    else:
+        train, held = split_episodes(paths, 10 if len(paths) >= 10 else 2)
+    if not train or not held:
+        raise ValueError(f"{data}: the world model's split leaves {len(train)} training and "
+                         f"{len(held)} held-out episodes here; both must be non-empty")
+    return train, held
+
+
 def read_episode(path: Path):
     from collect.episodes import load_episode
 

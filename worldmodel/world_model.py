@@ -11,7 +11,10 @@ score and lives digits (`WorldModelConfig.keep_bonus`, `hud_keep_bonus`). The ba
 one whole ball where the model gives it the most probability (`one_ball`), and the paddle as one
 whole paddle of a width the game shows (`one_paddle`). A model with a ball head (`ball_head.py`,
 added by `neural-breakout train ball-head`) draws the ball where the head puts it instead, wherever
-the last context frame shows a ball (`use_ball_head`).
+the last context frame shows a ball (`use_ball_head`). A model with a paddle table
+(`paddle_table.py`, added by `neural-breakout train paddle-table`) draws the paddle where the table
+puts it for the latent code, the paddle's last step and its place, wherever the table has the case
+(`use_paddle_table`).
 
     wm = load_world_model()                 # the shipped checkpoint
     z = wm.infer_latent(context, next_frame)  # context: uint8 (k, 210, 160, 3), oldest first
@@ -37,6 +40,7 @@ from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
 from worldmodel.lam import PATCH, LAMConfig, LatentActionEncoder, one_hot_blocks
+from worldmodel.paddle_table import PaddleTable, PaddleTableConfig, paddle_left
 
 WORLD_MODEL_KIND = "world-model"
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "world_model.pt"
@@ -94,6 +98,13 @@ class WorldModelConfig:
     use_ball_head: bool = field(default=True, metadata={"help": "with one_ball and a ball head: the head places the "
                                                                 "ball wherever the last context frame shows one "
                                                                 "(`WorldModel.place_ball_with_head`)"})
+    paddle_table: dict | None = field(default=None, metadata={"help": "the paddle table's settings "
+                                                                    "(`paddle_table.PaddleTableConfig`), set by "
+                                                                    "`train paddle-table`; None: no paddle table"})
+    use_paddle_table: bool = field(default=True, metadata={"help": "with one_paddle and a paddle table: the paddle "
+                                                                   "goes where the table puts it for the latent "
+                                                                   "code, its last step and its place, wherever "
+                                                                   "the table has the case (`WorldModel.place_paddle`)"})
     whole_digits: bool = field(default=False, metadata={"help": "draw each score and lives digit as the whole glyph "
                                                                 "the model's pixels make most likely, instead of "
                                                                 "each pixel's own argmax; off: a glyph that flips "
@@ -220,6 +231,7 @@ class WorldModel(nn.Module):
         if config.ball_head:
             settings = {k: tuple(v) if isinstance(v, list) else v for k, v in config.ball_head.items()}
             self.ball_head = BallHead(BallHeadConfig(**settings))
+        self.paddle_table = PaddleTable(PaddleTableConfig(**config.paddle_table)) if config.paddle_table else None
 
     @property
     def context_length(self) -> int:
@@ -364,9 +376,9 @@ class WorldModel(nn.Module):
     @torch.no_grad()
     def predict_ids(self, context: torch.Tensor, latent_index: torch.Tensor) -> torch.Tensor:
         """(B, k, 210, 160) class ids, (B,) latent indices -> next frame class ids (B, 210, 160) uint8."""
-        bits = None
+        bits, codes = None, latent_index % self.config.codes
         if self.config.event_input:
-            latent_index, bits = latent_index % self.config.codes, events_to_bits(latent_index // self.config.codes)
+            latent_index, bits = codes, events_to_bits(latent_index // self.config.codes)
         latent = self.encoder.vq.lookup(latent_index)
         logits = self.decoder(context, latent, bits)  # without keep bonus
         kept = self._kept(logits, context[:, -1])
@@ -374,7 +386,8 @@ class WorldModel(nn.Module):
         if self.config.whole_digits:
             ids = self.place_digits(kept, ids)
         if self.config.one_paddle:
-            ids = self.place_paddle(kept, ids, context[:, -1])
+            use_table = self.paddle_table is not None and self.config.use_paddle_table
+            ids = self.place_paddle(kept, ids, context, codes if use_table else None)
         if not self.config.one_ball:
             return ids
         if self.ball_head is not None and self.config.use_ball_head:
@@ -409,22 +422,26 @@ class WorldModel(nn.Module):
                                             torch.tensor(black, dtype=out.dtype, device=out.device))
         return out
 
-    def place_paddle(self, kept: torch.Tensor, ids: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    def place_paddle(self, kept: torch.Tensor, ids: torch.Tensor, context: torch.Tensor,
+                     codes: torch.Tensor | None = None) -> torch.Tensor:
         """Redraw the paddle of each decided frame `ids` (B, 210, 160) as one whole paddle, from the logits
-        with keep bonus `kept` (B, K, 210, 160) and the last context frame `last` (B, 210, 160).
+        with keep bonus `kept` (B, K, 210, 160) and the context (B, k, 210, 160) class ids.
 
         Each column's own argmax places the paddle's two edges apart, and one edge 2 px off moves the
         paddle the parser reads. Here the paddle is the run of columns, 12 or 16 px wide and cut off by
         the right wall (`breakout.PADDLE_WIDTHS`), whose pixels on the four paddle rows have the highest
         summed log-odds of red, with `config.paddle_width_bonus` for the width the last frame shows.
-        Red columns the per-pixel decision joined to it are cleared, unless this or the last frame
-        lights a pixel in the 16 rows above the paddle or below it: a ball near the paddle is red on
-        the paddle rows too, and clearing it lost the ball at the paddle (`place_ball` then decides).
-        A frame without a whole red column on the paddle rows is left alone: whether there is a
-        paddle stays the per-pixel decision's."""
+        With the latent `codes` (B,) and a paddle table, the run starts where the table puts it
+        (`paddle_targets`), wherever the table has the case, and the decoder's other whole red
+        columns are cleared. Red columns the per-pixel decision joined to it are cleared, unless this
+        or the last frame lights a pixel in the 16 rows above the paddle or below it: a ball near the
+        paddle is red on the paddle rows too, and clearing it lost the ball at the paddle (`place_ball`
+        then decides). A frame without a whole red column on the paddle rows is left alone: whether
+        there is a paddle stays the per-pixel decision's."""
         black, red = self.table.black, self.table.class_of(RED)
         if black is None or red is None:
             return ids
+        last = context[:, -1]
         rows, left, right = slice(PADDLE_TOP, PADDLE_BOTTOM), PLAYFIELD_LEFT, PLAYFIELD_RIGHT
         n = right - left
         log_p = kept[:, :, rows, left:right].float().log_softmax(dim=1)[:, red]  # (B, 4, n)
@@ -434,22 +451,31 @@ class WorldModel(nn.Module):
         out = ids.clone()
         decided = ids[:, rows, left:right] == red  # (B, 4, n)
         previous = last[:, rows, left:right] == red
+        targets = self.paddle_targets(context, codes, red) if codes is not None else [None] * len(ids)
         for b in range(len(ids)):
             if not decided[b].all(dim=0).any():
                 continue
             run = widest_run(previous[b].all(dim=0).cpu().numpy())  # the last frame's paddle
             width_then = run[1] - run[0] if run is not None and run[1] < n else None  # unknown if cut off
-            best, best_x, best_w = -float("inf"), 0, 0
-            for width in sorted({*PADDLE_WIDTHS, *([width_then] if width_then else [])}):
-                ends = (starts + width).clamp(max=n)
-                score = cumulative[b, ends] - cumulative[b, starts]
-                if width == width_then:
-                    score = score + self.config.paddle_width_bonus
-                x = int(score.argmax())
-                if float(score[x]) > best:
-                    best, best_x, best_w = float(score[x]), x, width
+            widths = sorted({*PADDLE_WIDTHS, *([width_then] if width_then else [])})
+            if targets[b] is not None:  # the table's place; the width the last frame shows, else the likeliest
+                best_x = targets[b] - left
+                best_w = width_then or max(widths, key=lambda w: float(cumulative[b, min(best_x + w, n)]
+                                                                      - cumulative[b, best_x]))
+            else:
+                best, best_x, best_w = -float("inf"), 0, 0
+                for width in widths:
+                    ends = (starts + width).clamp(max=n)
+                    score = cumulative[b, ends] - cumulative[b, starts]
+                    if width == width_then:
+                        score = score + self.config.paddle_width_bonus
+                    x = int(score.argmax())
+                    if float(score[x]) > best:
+                        best, best_x, best_w = float(score[x]), x, width
             end = min(best_x + best_w, n)
             region = out[b, rows, left:right]  # a view
+            if targets[b] is not None:  # the decoder's paddle elsewhere
+                region[:, decided[b].all(dim=0)] = black
             region[:, best_x:end] = red
             if self._ball_near_paddle(last[b], ids[b], black):
                 continue  # red joined to the paddle may be the ball
@@ -463,6 +489,20 @@ class WorldModel(nn.Module):
                 region[:, x] = black
                 x += 1
         return out
+
+    def paddle_targets(self, context: torch.Tensor, codes: torch.Tensor, red: int) -> list[int | None]:
+        """The left edge the paddle table gives each frame's next paddle, from the latent `codes` (B,)
+        and the paddle of the last two context frames (B, k, 210, 160) class ids: None where a frame
+        shows no paddle, the context has one frame, or the table lacks the case."""
+        targets: list[int | None] = []
+        frames = context[:, -2:].cpu().numpy()
+        for b, code in enumerate(codes.tolist()):
+            lefts = [paddle_left(frame, red) for frame in frames[b]] if context.shape[1] > 1 else [None]
+            step = None
+            if None not in lefts:
+                step = self.paddle_table.lookup(code, lefts[1] - lefts[0], lefts[1])
+            targets.append(None if step is None else min(max(lefts[1] + step, PLAYFIELD_LEFT), PLAYFIELD_RIGHT - 1))
+        return targets
 
     @staticmethod
     def _ball_near_paddle(last: torch.Tensor, decided: torch.Tensor, black: int) -> bool:
