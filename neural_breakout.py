@@ -163,6 +163,24 @@ def cmd_train_paddle_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_action_paddle(args: argparse.Namespace) -> int:
+    from train.paddle_table import ActionPaddleTrainConfig, train_action_paddle
+
+    config = config_from_args(ActionPaddleTrainConfig, args)
+    if args.tiny:
+        kept = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+                if f.name not in ("data", "action_map", "world_model", "out", "max_episodes")}
+        config = ActionPaddleTrainConfig.tiny(config.data, config.action_map, config.world_model, config.out, **kept)
+    summary = train_action_paddle(config, progress=not args.quiet)
+    alone = summary["action_alone"]
+    print(f"held out: next paddle within 1 px {100 * summary['within_1px']:.1f}% of {summary['cases']} cases "
+          f"(the table has {100 * summary['covered']:.1f}% of them; the action alone, without the one before: "
+          f"{100 * alone['within_1px']:.1f}%; the last step repeated: "
+          f"{100 * summary['constant_velocity_within_1px']:.1f}%); wrote {config.out}/action_map.pt")
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("training_config", "held_out_episodes")}))
+    return 0
+
+
 def cmd_evaluate_world_model(args: argparse.Namespace) -> int:
     from train.evaluate import EvaluateConfig, evaluate_world_model
 
@@ -223,7 +241,8 @@ def cmd_evaluate_play(args: argparse.Namespace) -> int:
           f"{100 * (fire['launch_rate'] or 0):.1f}% of {fire['presses']} presses "
           f"(NOOP instead: {100 * (fire['noop_launch_rate'] or 0):.1f}%)")
     print(f"game logic over {logic['minutes_at_15fps']:.1f} min of tracker play: {json.dumps(logic['violations'])}")
-    print(f"is it still a game: points scored {logic['points']}, bricks broken {logic['bricks_broken']}, "
+    print(f"is it still a game: points scored {logic['points']}, bricks broken {logic['bricks_broken']} "
+          f"(worth {logic['brick_points']} points), "
           f"lives lost {logic['lives_lost']}; a whole ball in {logic['whole_ball_steps']} of {logic['steps']} "
           f"steps; the frame unchanged in {logic['frozen_steps']}")
     print(f"wrote {config.out}/report.json and {config.out}/tracker.gif")
@@ -292,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     from train.action_map import ActionMapTrainConfig
     from train.ball_head import BallHeadTrainConfig
     from train.evaluate import EvaluateConfig
-    from train.paddle_table import PaddleTableTrainConfig
+    from train.paddle_table import ActionPaddleTrainConfig, PaddleTableTrainConfig
     from train.evaluate_play import EvaluatePlayConfig
     from train.world_model import WorldModelTrainConfig
 
@@ -392,6 +411,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--tiny", action="store_true", help="a few episodes in small batches (smoke test)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_train_paddle_table)
+
+    q = train_sub.add_parser("action-paddle", help="count where each press puts the paddle, add it to an action map",
+                             description="Count the most common next paddle step of each case (action, action "
+                                         "before, last step, left edge) over the world model's training "
+                                         "episodes, from the recorded actions and frames, report how often it "
+                                         "places the paddle within 1 px on the held-out episodes, and write "
+                                         "OUT/action_map.pt: the given action map with the table added. The env "
+                                         "then places the paddle where the real press puts it. Resumes after the "
+                                         "last episode done (OUT/action-cases/).")
+    add_config_arguments(q, ActionPaddleTrainConfig)
+    q.add_argument("--tiny", action="store_true", help="a few episodes (smoke test)")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=cmd_train_action_paddle)
 
     p = sub.add_parser("evaluate", help="evaluate a model against the real game",
                        description="Evaluate against the real game on held-out episodes.")

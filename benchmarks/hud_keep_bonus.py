@@ -31,7 +31,7 @@ from worldmodel.env import NeuralBreakoutEnv
 
 
 def tracker_games(env: NeuralBreakoutEnv, games: int, steps: int, seed: int) -> dict:
-    counts = dict(lives_rose=0, lives_fell=0, score_fell=0, points=0)
+    counts = dict(lives_rose=0, lives_fell=0, score_fell=0, bricks_back=0, points=0)
     for game in range(games):
         policy, rng = make_policy("tracker"), np.random.default_rng(seed + game)
         obs, info = env.reset(seed=seed + game)
@@ -43,6 +43,7 @@ def tracker_games(env: NeuralBreakoutEnv, games: int, steps: int, seed: int) -> 
             counts["lives_rose"] += now.lives > last.lives
             counts["lives_fell"] += now.lives < last.lives
             counts["score_fell"] += now.score < last.score
+            counts["bricks_back"] += bool((now.bricks & ~last.bricks).any())
             counts["points"] += max(0, now.score - last.score)
             last = now
             if terminated or truncated:

@@ -12,9 +12,11 @@ any predictor with that knowledge can do:
 - the action, the last step and the paddle's position: what a 2-frame world model and action map see;
 - the same and the action before: what an action map fed the last action could see;
 - the action, the last two steps and the position: a 3-frame context.
-Then the second table rolled out open loop on its own paddle for `--horizon` steps, as the env's
-controlled rollouts (`evaluate play`) run: what that knowledge allows over a segment, where one step
-off leaves the paddle off until a wall stops both.
+Then the second and third tables rolled out open loop on their own paddle for `--horizon` steps, as
+the env's controlled rollouts (`evaluate play`) run: what that knowledge allows over a segment, where
+one step off leaves the paddle off until a wall stops both. The third is the action map's paddle
+table (`train action-paddle`): the env knows the action before, and it carries the paddle's
+momentum, which two frames do not show.
 """
 
 from __future__ import annotations
@@ -76,26 +78,30 @@ def main() -> None:
     for name in KNOWLEDGE:
         print(f"| {name} | {len(guess[name])} | {100 * hits[name] / n:.1f}% |")
     if args.horizon:
-        rolled = open_loop(guess["action, last step, position (2 frames)"], fallback, episodes(test), args.horizon)
-        print(f"open loop, {args.horizon} steps from every {args.horizon}th frame of the measured episodes, the "
-              f"same table fed its own paddle: within 1 px in {100 * rolled['within_1px']:.1f}% of "
-              f"{rolled['steps']} steps ({rolled['segments']} segments); after the last step "
-              f"{100 * rolled['at_horizon']:.1f}%")
+        print(f"open loop, {args.horizon} steps from every {args.horizon}th frame of the measured episodes, each "
+              f"table fed its own paddle:")
+        for name in ("action, last step, position (2 frames)", "2 frames and the action before"):
+            rolled = open_loop(guess[name], KNOWLEDGE[name], fallback, episodes(test), args.horizon)
+            print(f"- {name}: within 1 px in {100 * rolled['within_1px']:.1f}% of {rolled['steps']} steps "
+                  f"({rolled['segments']} segments); after the last step {100 * rolled['at_horizon']:.1f}%")
 
 
-def open_loop(guess: dict, fallback: dict, test, horizon: int) -> dict:
-    """The table of (action, last step, position) rolled out on its own paddle, as a world model and
-    action map that know what two frames show must roll out: from the real paddle of two frames, the
-    recorded actions, each step the table's guess for its own last step and position. Every
-    `horizon`-th frame starts a segment of `horizon` steps."""
+def open_loop(guess: dict, key, fallback: dict, test, horizon: int) -> dict:
+    """A table rolled out on its own paddle, as a world model and action map with that knowledge must
+    roll out: from the real paddle of two frames, the recorded actions, each step the table's guess
+    for its own last step and position (`key`, as in KNOWLEDGE; a case it lacks falls back to the
+    action and last step). Every `horizon`-th frame starts a segment of `horizon` steps."""
     near, last_near, segments = [], [], 0
     for a, s, x in test:
         low, high = int(x.min()), int(x.max())
-        for t0 in range(1, len(s) - horizon, horizon):
+        for t0 in range(2, len(s) - horizon, horizon):
             position, step = int(x[t0]), int(s[t0 - 1])
+            own = np.array(s, copy=True)  # the rolled-out steps, for keys that read the last step
+            pos = np.array(x, copy=True)
             segments += 1
             for t in range(t0, t0 + horizon):
-                guessed = guess.get((a[t], step, position), fallback.get((a[t], step), 0))
+                own[t - 1], pos[t] = step, position
+                guessed = guess.get(key(a, own, pos, t), fallback.get((a[t], step), 0))
                 moved = min(max(position + guessed, low), high)  # the walls stop it
                 step, position = moved - position, moved
                 near.append(abs(position - int(x[t + 1])) <= 1)

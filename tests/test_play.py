@@ -323,6 +323,36 @@ def test_game_logic_counts_a_frozen_game():
     assert sum(report["violations"].values()) == 0 and report["points"] == 0
 
 
+def test_game_logic_weighs_the_bricks_broken_against_the_points(recorded_episode):
+    """A game that breaks a top-row brick (7 points) and a bottom-row one (1) while its score stays put
+    scores 0 points for bricks worth 8, and breaks no rule."""
+    from train.evaluate_play import EvaluatePlayConfig, game_logic
+    from worldmodel.breakout import BRICK_H, BRICK_TOP, BRICK_W, PLAYFIELD_LEFT
+
+    start = recorded_episode[3][0]
+    assert parse_frame(start).bricks.all()
+    frames = [start, start.copy(), start.copy()]
+    frames[1][BRICK_TOP:BRICK_TOP + BRICK_H, PLAYFIELD_LEFT:PLAYFIELD_LEFT + BRICK_W] = 0
+    frames[2] = frames[1].copy()
+    frames[2][BRICK_TOP + 5 * BRICK_H:BRICK_TOP + 6 * BRICK_H, PLAYFIELD_LEFT:PLAYFIELD_LEFT + BRICK_W] = 0
+
+    class Breaking:
+        def __init__(self):
+            self.t = 0
+
+        def reset(self, seed=None):
+            self.t = 0
+            return frames[0].copy(), {"lives": 5, "score": 0}
+
+        def step(self, action):
+            self.t = min(self.t + 1, 2)
+            return frames[self.t].copy(), 0.0, False, False, {"lives": 5, "score": 0}
+
+    report, _ = game_logic(Breaking(), EvaluatePlayConfig(data="unused"), steps=4)
+    assert report["bricks_broken"] == 2 and report["brick_points"] == 8 and report["points"] == 0
+    assert sum(report["violations"].values()) == 0
+
+
 def test_play_neural_game_in_dummy_window(models):
     result = run("play", "--max-steps", "10", "--seed", "1", *model_args(models),
                  env={"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy"})

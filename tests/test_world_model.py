@@ -127,30 +127,35 @@ def test_predictions_undo_the_changed_pixel_weighting():
     assert (model.predict_ids(context[:1], latent) == 0).all()  # odds 21/9 / e^1.5 < 1: keep
 
 
-def test_hud_keep_bonus_applies_to_the_digit_rows_only():
-    """`hud_keep_bonus` is the keep bonus above the playfield (score and lives digits): equal to the
-    keep bonus it changes nothing; large, it keeps those rows as they were and nothing else."""
+def test_hud_keep_bonus_is_off_for_models_with_a_lost_life_code():
     assert WorldModelConfig().hud_keep_bonus == 2.5 and WorldModelConfig().keep_bonus == 1.5
     # a model with a lost-life code gets no stronger hold on the digits: the code must change them
     assert WorldModelTrainConfig(data="x").model_config(COLORS).hud_keep_bonus == 2.5
     assert WorldModelTrainConfig(data="x", event_codes=2).model_config(COLORS).hud_keep_bonus == 1.5
-    import dataclasses
 
+
+@pytest.mark.parametrize("name, rows", [("hud_keep_bonus", slice(0, 32)), ("brick_keep_bonus", slice(57, 93))])
+def test_row_keep_bonus_applies_to_its_rows_only(name, rows):
+    """`hud_keep_bonus` is the keep bonus above the playfield (score and lives digits),
+    `brick_keep_bonus` the one on the brick rows: equal to the keep bonus they change nothing; large,
+    they keep their rows as they were and nothing else."""
     model = tiny_model().eval()
-    model.config = dataclasses.replace(model.config, **PER_PIXEL)  # random frames have no ball or paddle
+    same = dict(hud_keep_bonus=model.keep_bonus, brick_keep_bonus=model.keep_bonus)
+    model.config = dataclasses.replace(model.config, **PER_PIXEL, **same)  # random frames: no ball or paddle
     torch.nn.init.normal_(model.decoder.head.weight, std=3.0)  # confident, arbitrary changes everywhere
     context = torch.randint(0, 4, (3, 2, 210, 160), dtype=torch.uint8)
     latent = torch.tensor([0, 1, 2])
     raw = model.decoder(context, model.encoder.vq.lookup(latent))
     keep = torch.nn.functional.one_hot(context[:, -1].long(), len(COLORS)).permute(0, 3, 1, 2)
-    scalar = (raw + model.keep_bonus * keep).argmax(dim=1)
-    model.config = dataclasses.replace(model.config, hud_keep_bonus=model.keep_bonus)
-    assert torch.equal(model.predict_ids(context, latent), scalar.to(torch.uint8))
-    model.config = dataclasses.replace(model.config, hud_keep_bonus=1e4)
+    scalar = (raw + model.keep_bonus * keep).argmax(dim=1).to(torch.uint8)
+    assert torch.equal(model.predict_ids(context, latent), scalar)
+    model.config = dataclasses.replace(model.config, **{name: 1e4})
     predicted = model.predict_ids(context, latent)
-    assert torch.equal(predicted[:, :32], context[:, -1, :32])  # the digits' rows are kept
-    assert torch.equal(predicted[:, 32:], scalar[:, 32:].to(torch.uint8))  # the playfield as before
-    assert (scalar[:, :32] != context[:, -1, :32]).any()  # which the plain bonus did change
+    assert torch.equal(predicted[:, rows], context[:, -1, rows])  # these rows are kept
+    others = torch.ones(210, dtype=torch.bool)
+    others[rows] = False
+    assert torch.equal(predicted[:, others], scalar[:, others])  # the others as before
+    assert (scalar[:, rows] != context[:, -1, rows]).any()  # which the plain bonus did change
 
 
 def test_false_changes_weigh_like_changes_in_marked_samples():

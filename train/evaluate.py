@@ -300,8 +300,9 @@ def plot(report: dict, path: Path) -> Path:
 # Bumped when the same checkpoint would score differently: 2 = predictions undo the changed-pixel
 # weighting (`WorldModel.keep_bonus`); 3 = a stronger keep bonus on the digits' rows
 # (`hud_keep_bonus`); 4 = the ball is drawn as one whole ball (`one_ball`); 5 = the paddle is drawn as
-# one whole paddle (`one_paddle`). The ablation reuses only reports of the current version.
-PREDICTION_VERSION = 5
+# one whole paddle (`one_paddle`); 6 = a stronger keep bonus on the brick rows (`brick_keep_bonus`).
+# The ablation reuses only reports of the current version.
+PREDICTION_VERSION = 6
 
 
 def ball_head_summary(model: WorldModel) -> dict | None:
@@ -336,7 +337,8 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
                   model=dict(context=model.config.context, codes=model.config.codes, latents=model.config.latents,
                              event_input=model.config.event_input,
                              fine_dilations=list(model.config.fine_dilations), keep_bonus=model.keep_bonus,
-                             hud_keep_bonus=model.config.hud_keep_bonus, one_ball=model.config.one_ball,
+                             hud_keep_bonus=model.config.hud_keep_bonus,
+                             brick_keep_bonus=model.config.brick_keep_bonus, one_ball=model.config.one_ball,
                              one_paddle=model.config.one_paddle, ball_head=ball_head_summary(model),
                              paddle_table=paddle_table_summary(model),
                              parameters=sum(p.numel() for p in model.parameters()),

@@ -19,7 +19,8 @@ the real video here):
   no more often than NOOP does is not a control;
 - game logic over `tracker_minutes` of play at 15 steps/s by the scripted tracker: bricks only
   disappear, the score only rises, lives only fall, the ball never vanishes mid-field for more than 2
-  steps. Each violation is counted.
+  steps. Each violation is counted. Beside them: the points the score rose by, next to what the
+  bricks broken are worth (`breakout.BRICK_POINTS`): a score that stops counting breaks no rule above.
 Writes OUT/report.json and a GIF of the tracker's game.
 """
 
@@ -36,8 +37,8 @@ import torch
 from train.evaluate import (ball_head_summary, ball_tracked, compare, held_out_store, paddle_table_summary,
                             segment_starts)
 from train.world_model import ram_serves
-from worldmodel.breakout import (BALL_H, BALL_W, FIRE, LEFT, NOOP, PADDLE_TOP, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, RIGHT,
-                                parse_frame)
+from worldmodel.breakout import (BALL_H, BALL_W, BRICK_POINTS, FIRE, LEFT, NOOP, PADDLE_TOP, PLAYFIELD_LEFT,
+                                PLAYFIELD_RIGHT, RIGHT, parse_frame)
 from worldmodel.checkpoint import write_text_atomic
 from worldmodel.frames import FrameStore
 
@@ -182,7 +183,7 @@ def game_logic(env, config: EvaluatePlayConfig, steps: int) -> tuple[dict, np.nd
     policy = make_policy("tracker")
     rng = np.random.default_rng(config.seed)
     counts = dict(brick_reappeared=0, score_decreased=0, lives_increased=0, ball_vanished_mid_field=0)
-    games, points, lives_lost, bricks_broken = 0, 0, 0, 0
+    games, points, lives_lost, bricks_broken, brick_points = 0, 0, 0, 0, 0
     frozen = whole = 0  # is it still a game: frames unchanged from the last, frames with a whole ball
     gif = []
     obs, info = env.reset(seed=config.seed)
@@ -206,6 +207,7 @@ def game_logic(env, config: EvaluatePlayConfig, steps: int) -> tuple[dict, np.nd
         points += max(0, now.score - previous.score)
         lives_lost += max(0, previous.lives - now.lives)
         bricks_broken += int((previous.bricks & ~now.bricks).sum())
+        brick_points += int(((previous.bricks & ~now.bricks).sum(axis=1) * BRICK_POINTS).sum())
         if now.ball is None:
             missing += 1
             if missing == 3 and last_ball is not None and last_ball[1] < PADDLE_TOP - 8 and now.lives == previous.lives:
@@ -221,8 +223,16 @@ def game_logic(env, config: EvaluatePlayConfig, steps: int) -> tuple[dict, np.nd
             previous, missing, last_ball = parse_frame(obs), 0, None
     seconds = time.time() - start
     return dict(steps=steps, minutes_at_15fps=steps / 15 / 60, violations=counts, games_finished=games,
-                points=points, lives_lost=lives_lost, bricks_broken=bricks_broken,
+                points=points, brick_points=brick_points, lives_lost=lives_lost, bricks_broken=bricks_broken,
                 frozen_steps=frozen, whole_ball_steps=whole, env_steps_per_s=steps / seconds), np.stack(gif)
+
+
+def action_paddle_summary(action_map) -> dict | None:
+    """How the action map's paddle table was counted and what it measured (None: no table)."""
+    if action_map.paddle_table is None:
+        return None
+    summary = action_map.summary.get("paddle_table", {})
+    return {k: summary.get(k) for k in ("command", "minutes", "table_cases", "covered", "within_1px")}
 
 
 def evaluate_play(config: EvaluatePlayConfig, progress: bool = True) -> dict:
@@ -233,10 +243,12 @@ def evaluate_play(config: EvaluatePlayConfig, progress: bool = True) -> dict:
     env = NeuralBreakoutEnv(config.checkpoint, config.action_map, config.start_states, threads=config.threads)
     store = held_out_store(env.world_model, config.data)
     rng = np.random.default_rng(config.seed)
+    env.reset(seed=config.seed)  # the env's own generator (the events it draws) is seeded once, here
     start = time.time()
     report = dict(config=asdict(config), world_model=env.world_model.summary.get("training_command"),
                   ball_head=ball_head_summary(env.world_model), paddle_table=paddle_table_summary(env.world_model),
                   action_map=env.action_map.summary.get("training_command"),
+                  action_map_paddle_table=action_paddle_summary(env.action_map),
                   held_out_episodes=len(store.names), held_out_transitions=len(store))
     parts = [("controlled_rollouts", lambda: controlled_rollouts(env, store, config, rng)),
              ("paddle_direction", lambda: paddle_direction(env, store, config, rng)),

@@ -23,6 +23,7 @@ from worldmodel.breakout import (DIGIT_H, DIGIT_TOP, DIGIT_W, FIRE, LIVES_DIGIT_
                                  PADDLE_TOP)
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.lam import PADDED_HEIGHT, PATCH
+from worldmodel.paddle_table import PaddleTable, PaddleTableConfig
 
 ACTION_MAP_KIND = "action-map"
 SHIPPED_ACTION_MAP = Path(__file__).resolve().parent.parent / "checkpoints" / "action_map.pt"
@@ -57,6 +58,17 @@ class ActionMapConfig:
                                                           "and from where, waiting), counted over the training data, "
                                                           "not from the pixels: the env remembers the ball past the "
                                                           "context, so an overdue life is still taken"})
+    paddle_table: dict | None = field(default=None, metadata={"help": "the paddle's next step per (action, action "
+                                                                    "before, last step, left edge) "
+                                                                    "(`paddle_table.PaddleTableConfig`, one code "
+                                                                    "per action pair, `paddle_key`), counted by "
+                                                                    "`train action-paddle`; None: no table"})
+
+
+def paddle_key(action: int, previous: int | None, actions: int = 4) -> int:
+    """The paddle table's code of an action and the action before it (None: not known, as on the
+    first step after a reset): action + actions * previous, with `actions` for not known."""
+    return action + actions * (actions if previous is None else previous)
 
 
 @functools.lru_cache(maxsize=4)
@@ -89,7 +101,13 @@ class ActionMap(nn.Module):
     digit's pixels in every frame, whose fall says the game now waits for FIRE; the block counts blur
     it (`benchmarks/event_odds.py`). With `memory`, the odds of a lost life and of a serve are not read
     from the context at all but looked up per state of the ball's memory (`breakout.BallMemory`),
-    counted over the training data (`fit_memory`): the env carries that state past the context."""
+    counted over the training data (`fit_memory`): the env carries that state past the context.
+
+    With `paddle_table`, the map also says where a press puts the paddle (`paddle_step`): the most
+    common next step of each (action, action before, last step, left edge) in the recorded video. The
+    action before carries the paddle's momentum, which two frames do not show: rolled out open loop
+    on its own paddle, that table keeps it within 1 px far more often than one without it
+    (`benchmarks/paddle_steps.py`)."""
 
     def __init__(self, config: ActionMapConfig):
         super().__init__()
@@ -119,6 +137,7 @@ class ActionMap(nn.Module):
             outputs = config.actions * config.codes // 2 + 1
         else:
             outputs = config.actions * config.codes
+        self.paddle_table = PaddleTable(PaddleTableConfig(**config.paddle_table)) if config.paddle_table else None
         digit = k * DIGIT_H * DIGIT_W if config.lives_digit else 0
         self.mlp = nn.Sequential(nn.Linear(w * 7 * 5 + k * 160 + pooled + digit, config.hidden), nn.SiLU(),
                                  nn.Linear(config.hidden, outputs))
@@ -209,6 +228,17 @@ class ActionMap(nn.Module):
             table[name] = hits.astype(int).tolist()
         table["transitions"] = seen.astype(int).tolist()
         return table
+
+    def paddle_step(self, action: int, previous: int | None, last_step: int, left: int) -> int | None:
+        """The paddle's next step, px, after `action` with `previous` the action before (None: not
+        known), its `last_step` and `left` edge; None without a paddle table or where it lacks the
+        case (the action before not known falls back to the case over all actions before)."""
+        if self.paddle_table is None:
+            return None
+        step = self.paddle_table.lookup(paddle_key(action, previous, self.config.actions), last_step, left)
+        if step is None and previous is not None:
+            step = self.paddle_table.lookup(paddle_key(action, None, self.config.actions), last_step, left)
+        return step
 
     @torch.no_grad()
     def probabilities(self, context: torch.Tensor, action: torch.Tensor,

@@ -29,6 +29,7 @@ PLAYFIELD_RIGHT = 152  # first column of the right wall
 BRICK_TOP = 57
 BRICK_ROWS, BRICK_COLS = 6, 18
 BRICK_H, BRICK_W = 6, 8
+BRICK_POINTS = (7, 7, 4, 4, 1, 1)  # the points of a brick in each row, top first (the score's deltas in the data)
 BRICK_BOTTOM = BRICK_TOP + BRICK_ROWS * BRICK_H  # 93
 PADDLE_TOP, PADDLE_BOTTOM = 189, 193
 PADDLE_WIDTHS = (16, 12)  # 16 px, or 12 in about a tenth of recorded frames; it keeps its width from frame to

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from worldmodel.action_map import ActionMap, load_action_map
-from worldmodel.breakout import ACTION_MEANINGS, FRAME_SHAPE, BallMemory, parse_frame
+from worldmodel.breakout import ACTION_MEANINGS, FRAME_SHAPE, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, BallMemory, parse_frame
 from worldmodel.errors import NeuralBreakoutError
 from worldmodel.world_model import WorldModel, load_world_model
 
@@ -58,7 +58,11 @@ class NeuralBreakoutEnv(gym.Env):
     The env remembers the ball's phase (`breakout.BallMemory`) from every frame since reset: in play,
     gone for how many steps, or waiting for FIRE. A map trained with `--memory` draws the lost life
     and the serve from that phase rather than from its context frames, so a life is still taken
-    when the ball has been gone longer than the context is long."""
+    when the ball has been gone longer than the context is long.
+
+    With an action map that has a paddle table, the env places the paddle where the real action puts
+    it (`paddle_target`): it knows the action before, which carries the paddle's momentum, and the
+    latent code does not."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
 
@@ -89,6 +93,8 @@ class NeuralBreakoutEnv(gym.Env):
         self._frame: np.ndarray | None = None
         self._score = self._lives = 0
         self._memory = BallMemory()  # the ball's phase, read from every frame since reset
+        self._paddles: list[int | None] = [None, None]  # the paddle's left edge in the last two frames
+        self._previous_action: int | None = None
 
     def get_action_meanings(self) -> list[str]:
         return list(ACTION_MEANINGS)
@@ -111,9 +117,11 @@ class NeuralBreakoutEnv(gym.Env):
             raise NeuralBreakoutError(f"options['frames'] must be uint8 (k, 210, 160, 3) real frames, got "
                                       f"{frames.dtype} {frames.shape}")
         self._memory = BallMemory()  # from the first frame given, as the training data from an episode's first
+        self._paddles, self._previous_action = [None, None], None
         for frame in frames:
             parsed = parse_frame(frame)
             self._memory.update(parsed)
+            self._paddles = [self._paddles[1], parsed.paddle_x]
         if len(frames) < k:  # too few frames: repeat the oldest, as training does at an episode start
             frames = np.concatenate([np.repeat(frames[:1], k - len(frames), axis=0), frames])
         frames = frames[-k:]
@@ -127,6 +135,16 @@ class NeuralBreakoutEnv(gym.Env):
         context = self._context[:, -self.action_map.config.context:]
         memory = torch.tensor([self._memory.state]) if self.action_map.config.memory else None
         return self.action_map.probabilities(context, torch.tensor([action]), memory)[0]
+
+    def paddle_target(self, action: int) -> int | None:
+        """Where `action` puts the paddle's left edge in the next frame, by the action map's paddle table
+        (`ActionMap.paddle_step`, from this action, the one before, and the paddle of the last two
+        frames); None where it cannot say, and the world model's paddle table then decides."""
+        before, last = self._paddles
+        if before is None or last is None:
+            return None
+        step = self.action_map.paddle_step(action, self._previous_action, last - before, last)
+        return None if step is None else min(max(last + step, PLAYFIELD_LEFT), PLAYFIELD_RIGHT - 1)
 
     def _most_likely_code(self, probs: np.ndarray) -> int:
         """The latent index of the most likely code (summed over event inputs), with its event input
@@ -151,11 +169,13 @@ class NeuralBreakoutEnv(gym.Env):
         else:
             latent = self._most_likely_code(probs)
         context = self._context[:, -self.world_model.context_length:]
-        ids = self.world_model.predict_ids(context, torch.tensor([latent]))  # (1, 210, 160)
+        paddle = [self.paddle_target(int(action))]
+        ids = self.world_model.predict_ids(context, torch.tensor([latent]), paddle)  # (1, 210, 160)
         self._context = torch.cat([self._context[:, 1:], ids[:, None]], dim=1)
         self._frame = self.world_model.table.to_rgb(ids[0].numpy())
         parsed = parse_frame(self._frame)
         self._memory.update(parsed)
+        self._paddles, self._previous_action = [self._paddles[1], parsed.paddle_x], int(action)
         reward = float(parsed.score - self._score)
         # game over: the last life lost. The real game ends on that step with the digit still at 1 (no
         # recorded frame shows 0), so the decoder never draws 0: the life event at 1 is the end

@@ -14,7 +14,9 @@ added by `neural-breakout train ball-head`) draws the ball where the head puts i
 the last context frame shows a ball (`use_ball_head`). A model with a paddle table
 (`paddle_table.py`, added by `neural-breakout train paddle-table`) draws the paddle where the table
 puts it for the latent code, the paddle's last step and its place, wherever the table has the case
-(`use_paddle_table`).
+(`use_paddle_table`), unless the caller places it (`predict_ids(..., paddle=)`: the env does, from
+the real action). The brick rows get a stronger keep bonus (`brick_keep_bonus`): a brick goes only
+where the decoder is sure of a hit.
 
     wm = load_world_model()                 # the shipped checkpoint
     z = wm.infer_latent(context, next_frame)  # context: uint8 (k, 210, 160, 3), oldest first
@@ -31,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import (BALL_H, BALL_W, DIGIT_GLYPHS, DIGIT_TOP, FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM,
-                                  PADDLE_TOP, PADDLE_WIDTHS, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT,
-                                  PLAYFIELD_TOP, RED, SCORE_DIGIT_X, lit_pixels, parse_frame, read_playfield,
-                                  transition_events, widest_run)
+from worldmodel.breakout import (BALL_H, BALL_W, BRICK_BOTTOM, BRICK_TOP, DIGIT_GLYPHS, DIGIT_TOP, FRAME_SHAPE,
+                                  LIVES_DIGIT_X, PADDLE_BOTTOM, PADDLE_TOP, PADDLE_WIDTHS, PLAYFIELD_BOTTOM,
+                                  PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, RED, SCORE_DIGIT_X, lit_pixels,
+                                  parse_frame, read_playfield, transition_events, widest_run)
 from worldmodel.ball_head import BallHead, BallHeadConfig, drawn_rows, head_input, index_to_ball, lit_without_ball
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
@@ -80,6 +82,10 @@ class WorldModelConfig:
                                                                  "score and lives digits, so that a chance event "
                                                                  "does not draw half a new digit over the old one "
                                                                  "(benchmarks/hud_keep_bonus.py)"})
+    brick_keep_bonus: float = field(default=2.5, metadata={"help": "the keep bonus on the brick rows, so that a "
+                                                                   "brick goes only where the model is sure of a "
+                                                                   "hit, and a gap stays a gap "
+                                                                   "(benchmarks/brick_keep_bonus.py)"})
     one_ball: bool = field(default=True, metadata={"help": "draw the ball as one whole 2x4 ball where the model "
                                                            "gives a ball the most probability, instead of the "
                                                            "pixels that win their own argmax "
@@ -243,16 +249,18 @@ class WorldModel(nn.Module):
         return self.config.keep_bonus
 
     def keep_bonus_rows(self) -> torch.Tensor:
-        """The keep bonus of each 4x4 block row (53, 1): `config.hud_keep_bonus` on the rows above the
-        playfield (score and lives digits), `config.keep_bonus` below."""
-        rows = torch.full((-(-H // PATCH), 1), float(self.config.keep_bonus))
-        rows[:PLAYFIELD_TOP // PATCH] = self.config.hud_keep_bonus
+        """The keep bonus of each pixel row (210, 1): `config.hud_keep_bonus` on the rows above the
+        playfield (score and lives digits), `config.brick_keep_bonus` on the brick rows, `config.keep_bonus`
+        elsewhere."""
+        rows = torch.full((H, 1), float(self.config.keep_bonus))
+        rows[:PLAYFIELD_TOP] = self.config.hud_keep_bonus
+        rows[BRICK_TOP:BRICK_BOTTOM] = self.config.brick_keep_bonus
         return rows
 
     def _kept(self, logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """Logits (B, K, 210, 160) plus the keep bonus on each pixel's class in `last` (B, 210, 160)."""
         b = len(last)
-        bonus = self.keep_bonus_rows().repeat_interleave(PATCH, dim=0)[:H].expand(H, W)
+        bonus = self.keep_bonus_rows().expand(H, W)
         return logits.scatter_add(1, last[:, None].long(), bonus.to(logits).expand(b, 1, H, W))
 
     def _decide(self, logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
@@ -374,8 +382,12 @@ class WorldModel(nn.Module):
         return index if inputs is None else index + self.config.codes * inputs.to(index)
 
     @torch.no_grad()
-    def predict_ids(self, context: torch.Tensor, latent_index: torch.Tensor) -> torch.Tensor:
-        """(B, k, 210, 160) class ids, (B,) latent indices -> next frame class ids (B, 210, 160) uint8."""
+    def predict_ids(self, context: torch.Tensor, latent_index: torch.Tensor,
+                    paddle: list[int | None] | None = None) -> torch.Tensor:
+        """(B, k, 210, 160) class ids, (B,) latent indices -> next frame class ids (B, 210, 160) uint8.
+        `paddle` (B,): the left edge of each next frame's paddle, where the caller knows it better than
+        the latent can say (the env, from the real action: `ActionMap.paddle_step`); None entries keep
+        the paddle table's place (`paddle_targets`). Used with `one_paddle` only."""
         bits, codes = None, latent_index % self.config.codes
         if self.config.event_input:
             latent_index, bits = codes, events_to_bits(latent_index // self.config.codes)
@@ -386,8 +398,15 @@ class WorldModel(nn.Module):
         if self.config.whole_digits:
             ids = self.place_digits(kept, ids)
         if self.config.one_paddle:
-            use_table = self.paddle_table is not None and self.config.use_paddle_table
-            ids = self.place_paddle(kept, ids, context, codes if use_table else None)
+            targets = [None] * len(ids)
+            red = self.table.class_of(RED)
+            if self.paddle_table is not None and self.config.use_paddle_table and red is not None:
+                targets = self.paddle_targets(context, codes, red)
+            if paddle is not None:
+                if len(paddle) != len(ids):
+                    raise ValueError(f"paddle: one left edge (or None) per frame, got {len(paddle)} for {len(ids)}")
+                targets = [t if p is None else p for p, t in zip(paddle, targets)]
+            ids = self.place_paddle(kept, ids, context, targets)
         if not self.config.one_ball:
             return ids
         if self.ball_head is not None and self.config.use_ball_head:
@@ -423,7 +442,7 @@ class WorldModel(nn.Module):
         return out
 
     def place_paddle(self, kept: torch.Tensor, ids: torch.Tensor, context: torch.Tensor,
-                     codes: torch.Tensor | None = None) -> torch.Tensor:
+                     targets: list[int | None] | None = None) -> torch.Tensor:
         """Redraw the paddle of each decided frame `ids` (B, 210, 160) as one whole paddle, from the logits
         with keep bonus `kept` (B, K, 210, 160) and the context (B, k, 210, 160) class ids.
 
@@ -431,12 +450,11 @@ class WorldModel(nn.Module):
         paddle the parser reads. Here the paddle is the run of columns, 12 or 16 px wide and cut off by
         the right wall (`breakout.PADDLE_WIDTHS`), whose pixels on the four paddle rows have the highest
         summed log-odds of red, with `config.paddle_width_bonus` for the width the last frame shows.
-        With the latent `codes` (B,) and a paddle table, the run starts where the table puts it
-        (`paddle_targets`), wherever the table has the case, and the decoder's other whole red
-        columns are cleared. Red columns the per-pixel decision joined to it are cleared, unless this
-        or the last frame lights a pixel in the 16 rows above the paddle or below it: a ball near the
-        paddle is red on the paddle rows too, and clearing it lost the ball at the paddle (`place_ball`
-        then decides). A frame without a whole red column on the paddle rows is left alone: whether
+        Where `targets` (B,) gives a left edge (the paddle table's, `paddle_targets`, or the caller's),
+        the run starts there, and the decoder's other whole red columns are cleared. Red columns the
+        per-pixel decision joined to it are cleared, unless this or the last frame lights a pixel in the
+        16 rows above the paddle or below it: a ball near the paddle is red on the paddle rows too, and
+        clearing it lost the ball at the paddle (`place_ball` then decides). A frame without a whole red column on the paddle rows is left alone: whether
         there is a paddle stays the per-pixel decision's."""
         black, red = self.table.black, self.table.class_of(RED)
         if black is None or red is None:
@@ -451,14 +469,14 @@ class WorldModel(nn.Module):
         out = ids.clone()
         decided = ids[:, rows, left:right] == red  # (B, 4, n)
         previous = last[:, rows, left:right] == red
-        targets = self.paddle_targets(context, codes, red) if codes is not None else [None] * len(ids)
+        targets = [None] * len(ids) if targets is None else targets
         for b in range(len(ids)):
             if not decided[b].all(dim=0).any():
                 continue
             run = widest_run(previous[b].all(dim=0).cpu().numpy())  # the last frame's paddle
             width_then = run[1] - run[0] if run is not None and run[1] < n else None  # unknown if cut off
             widths = sorted({*PADDLE_WIDTHS, *([width_then] if width_then else [])})
-            if targets[b] is not None:  # the table's place; the width the last frame shows, else the likeliest
+            if targets[b] is not None:  # the target's place; the width the last frame shows, else the likeliest
                 best_x = targets[b] - left
                 best_w = width_then or max(widths, key=lambda w: float(cumulative[b, min(best_x + w, n)]
                                                                       - cumulative[b, best_x]))
