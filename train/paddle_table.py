@@ -213,12 +213,12 @@ def train_action_paddle(config: ActionPaddleTrainConfig, progress: bool = True) 
     out.mkdir(parents=True, exist_ok=True)
     payload = load_checkpoint(config.action_map, ACTION_MAP_KIND)
     action_map = load_action_map(config.action_map)
-    world = load_checkpoint(config.world_model, WORLD_MODEL_KIND)
-    table = load_world_model(config.world_model).table
+    world = load_world_model(config.world_model)
+    table = world.table
     red = table.class_of(RED)
     if red is None:
         raise ValueError(f"{config.world_model}: the world model's colours have no paddle red")
-    train_paths, held_paths = model_split(world.get("summary", {}), config.data, config.max_episodes)
+    train_paths, held_paths = model_split(world.summary, config.data, config.max_episodes)
     actions = action_map.config.actions
     started = time.time()
 
