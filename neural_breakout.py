@@ -190,8 +190,9 @@ def cmd_evaluate_world_model(args: argparse.Namespace) -> int:
     print(f"1-step on {one['transitions']} held-out transitions: PSNR {one['psnr']:.2f} dB "
           f"(copy-last {one['psnr_copy_last']:.2f}), ball within 1 px {100 * one['ball_within_1px']:.1f}%, "
           f"paddle within 1 px {100 * one['paddle_within_1px']:.1f}%, bricks exact {100 * one['bricks_exact']:.1f}%")
+    low, high = roll["median_ball_tracking_horizon_95ci"]
     print(f"rollouts ({roll['segments']} segments): median ball-tracking horizon "
-          f"{roll['median_ball_tracking_horizon']:g} steps, bricks exact over 16 steps "
+          f"{roll['median_ball_tracking_horizon']:g} steps (95% interval {low:g}-{high:g}), bricks exact over 16 steps "
           f"{100 * (roll['bricks_exact_16_steps'] or 0):.1f}%, delta-PSNR at t=4 {roll['delta_psnr_t4']:.2f} dB")
     print(f"speed: predict {speed['predict_steps_per_s']:.0f} steps/s at batch 1, emulator "
           f"{speed['emulator_steps_per_s']:.0f} steps/s (ratio {speed['ratio']:.3f})")
@@ -234,8 +235,11 @@ def cmd_evaluate_play(args: argparse.Namespace) -> int:
     report = evaluate_play(config, progress=not args.quiet)
     roll, direction, fire, logic = (report[k] for k in ("controlled_rollouts", "paddle_direction", "fire",
                                                          "game_logic"))
+    low, high = roll["median_ball_tracking_horizon_95ci"]
     print(f"controlled rollouts ({roll['segments']} segments): median ball-tracking horizon "
-          f"{roll['median_ball_tracking_horizon']:g} steps, paddle within 1 px {100 * roll['paddle_within_1px']:.1f}%")
+          f"{roll['median_ball_tracking_horizon']:g} steps (95% interval {low:g}-{high:g}; latents inferred from "
+          f"the video, same segments: {roll['inferred_latents']['median_ball_tracking_horizon']:g}), "
+          f"paddle within 1 px {100 * roll['paddle_within_1px']:.1f}%")
     print(f"paddle direction {100 * direction['accuracy']:.1f}% of {direction['presses']} presses "
           f"(real game {100 * direction['real_game_accuracy']:.1f}%); FIRE launches "
           f"{100 * (fire['launch_rate'] or 0):.1f}% of {fire['presses']} presses "

@@ -109,3 +109,24 @@ def test_ball_memory_tracks_the_phase_past_any_context():
                            + [f"gone {OVERDUE_STEPS}+ steps"] * 2)
     # the real ball's repeats (one frame at the place of the frame before) stay in play
     assert names([info((40, 80)), info((40, 80)), info((42, 78)), info((42, 78))]) == ["in play"] * 4
+
+
+def test_score_rule_and_score_glyphs_hold_on_recorded_frames(recorded_episode):
+    """The score glyphs `score_pixels` draws are the game's own digit pixels, `read_score` reads what
+    `parse_frame` reads, and the bricks the episode loses are worth exactly the points it scores
+    (`brick_points`, the rule the world model draws the score by)."""
+    from worldmodel.breakout import DIGIT_TOP, SCORE_DIGIT_X, brick_points, lit_pixels, read_score, score_pixels
+
+    frames = recorded_episode[3]
+    infos = [parse_frame(frame) for frame in frames]
+    columns = np.zeros(160, dtype=bool)
+    for x0 in SCORE_DIGIT_X:
+        columns[x0:x0 + 12] = True
+    for frame, info in zip(frames, infos):
+        lit = lit_pixels(frame)
+        assert read_score(lit) == info.score
+        assert np.array_equal(lit[DIGIT_TOP:DIGIT_TOP + 10][:, columns], score_pixels(info.score)[:, columns])
+    worth = sum(brick_points(a.bricks, b.bricks) for a, b in zip(infos[:-1], infos[1:]))
+    assert worth == infos[-1].score - infos[0].score > 0
+    with pytest.raises(ValueError, match="0..999"):
+        score_pixels(1000)

@@ -297,7 +297,11 @@ def test_evaluate_play_cli(models, tmp_path):
                  "--quiet")
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["controlled_rollouts"]["segments"] >= 1 and report["game_logic"]["steps"] == 18
+    roll = report["controlled_rollouts"]
+    assert roll["segments"] >= 1 and report["game_logic"]["steps"] == 18
+    low, high = roll["median_ball_tracking_horizon_95ci"]
+    assert low <= roll["median_ball_tracking_horizon"] <= high <= 4
+    assert 0 <= roll["inferred_latents"]["median_ball_tracking_horizon"] <= 4  # the same segments, without the env
     assert set(report["game_logic"]["violations"]) == {"brick_reappeared", "score_decreased", "lives_increased",
                                                         "ball_vanished_mid_field"}
     assert 0 <= report["paddle_direction"]["accuracy"] <= 1 and (out / "tracker.gif").exists()

@@ -20,7 +20,7 @@ from worldmodel.lam import one_hot_blocks
 from worldmodel.world_model import WorldModel, WorldModelConfig, events_to_bits, load_world_model
 
 COLORS = ((0, 0, 0), (142, 142, 142), (200, 72, 72), (66, 72, 200))
-PER_PIXEL = dict(one_ball=False, one_paddle=False)  # each pixel's own argmax, nothing redrawn
+PER_PIXEL = dict(one_ball=False, one_paddle=False, count_score=False)  # each pixel's own argmax, nothing redrawn
 
 
 def tiny_model(context=2, codes=4, fine_dilations=(), event_codes=0, event_head=False) -> WorldModel:
@@ -878,3 +878,54 @@ def test_whole_digits_draw_the_most_likely_glyph():
     assert torch.equal(placed, expected)
     info = parse_frame(model.table.to_rgb(placed.numpy()))
     assert (info.score, info.lives) == (0, 4)
+
+
+def _frame_ids(score: int, bricks: np.ndarray) -> torch.Tensor:
+    """(210, 160) class ids of a frame that shows `score` in grey (class 1) and the (6, 18) `bricks`
+    in blue (class 3)."""
+    from worldmodel.breakout import BRICK_H, BRICK_W, DIGIT_TOP, PLAYFIELD_LEFT, score_pixels
+
+    ids = torch.zeros(210, 160, dtype=torch.uint8)
+    ids[DIGIT_TOP:DIGIT_TOP + 10] = torch.from_numpy(score_pixels(score)).to(torch.uint8)
+    cells = np.kron(bricks, np.ones((BRICK_H, BRICK_W), dtype=bool))
+    ids[BRICK_TOP:BRICK_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_LEFT + 144][torch.from_numpy(cells)] = 3
+    return ids
+
+
+def test_count_score_adds_the_points_of_the_bricks_removed_and_what_the_last_frame_owes():
+    """The score digits are redrawn as the last frame's score plus the points of the bricks the step
+    removed (a top-row brick: 7), in whole glyphs whatever the decoder drew there; a score that lagged
+    a step behind its brick in the context gets the lag back; the rest of the frame stays."""
+    model = tiny_model().eval()
+    full = np.ones((6, 18), dtype=bool)
+    hit = full.copy()
+    hit[0, 3] = False  # a top brick: 7 points
+    hit_twice = hit.copy()
+    hit_twice[5, 10] = False  # and a bottom brick: 1 point
+    context = torch.stack([_frame_ids(38, full), _frame_ids(38, full)])[None]
+    decided = _frame_ids(38, hit)
+    decided[8:10, 40:44] = 0  # the decoder's half-drawn digit
+    decided[150:154, 50:52] = 2  # a ball, left alone
+    counted = model.count_score(decided[None], context)[0]
+    info = parse_frame(model.table.to_rgb(counted.numpy()))
+    assert info.score == 45 and info.bricks_left == 107
+    expected = _frame_ids(45, hit)
+    expected[150:154, 50:52] = 2
+    assert torch.equal(counted, expected)
+    lagging = torch.stack([_frame_ids(38, full), _frame_ids(38, hit)])[None]  # the brick went, the score lags
+    counted = model.count_score(_frame_ids(38, hit_twice)[None], lagging)[0]
+    assert parse_frame(model.table.to_rgb(counted.numpy())).score == 46  # 38 + 7 owed + 1
+    caught_up = torch.stack([_frame_ids(38, full), _frame_ids(45, hit)])[None]  # nothing owed
+    counted = model.count_score(_frame_ids(45, hit)[None], caught_up)[0]
+    assert parse_frame(model.table.to_rgb(counted.numpy())).score == 45
+
+
+def test_median_interval_brackets_the_median_and_narrows_with_more_segments():
+    from train.evaluate import median_interval
+
+    assert median_interval([7] * 20) == [7.0, 7.0]
+    rng = np.random.default_rng(0)
+    few, many = rng.integers(0, 64, 50), rng.integers(0, 64, 2000)
+    low, high = median_interval(few)
+    assert low <= np.median(few) <= high and low < high
+    assert np.diff(median_interval(many))[0] < high - low

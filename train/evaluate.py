@@ -173,10 +173,23 @@ def segment_starts(store: FrameStore, count: int, horizon: int, rng: np.random.G
     return np.array(chosen, dtype=np.int64)
 
 
-def rollouts(model: WorldModel, store: FrameStore, config: EvaluateConfig, rng: np.random.Generator
-             ) -> tuple[dict, list[np.ndarray]]:
+def median_interval(values, level: float = 0.95, resamples: int = 2000) -> list[float]:
+    """A bootstrap interval of the median of `values` (percentile method, a fixed seed): how far the
+    median of this many segments moves between samples of segments."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(0)
+    medians = np.median(values[rng.integers(len(values), size=(resamples, len(values)))], axis=1)
+    tail = 100 * (1 - level) / 2
+    return [float(np.percentile(medians, tail)), float(np.percentile(medians, 100 - tail))]
+
+
+def rollouts(model: WorldModel, store: FrameStore, config: EvaluateConfig, rng: np.random.Generator,
+             starts: np.ndarray | None = None) -> tuple[dict, list[np.ndarray]]:
+    """Open-loop rollouts with latents inferred from the real video, from `config.segments` segment
+    starts drawn with `rng` (`segment_starts`), or from the frame indices `starts` where given."""
     k, rgb = model.context_length, model.table.to_rgb
-    starts = segment_starts(store, config.segments, config.horizon, rng)
+    if starts is None:
+        starts = segment_starts(store, config.segments, config.horizon, rng)
     n = len(starts)
     ends = store.offsets[store.episode_of_frame[starts] + 1] - 1  # last frame of each episode
     tracked_until = np.full(n, -1)  # last step at which the ball was still tracked
@@ -233,6 +246,7 @@ def rollouts(model: WorldModel, store: FrameStore, config: EvaluateConfig, rng: 
     report = dict(
         segments=n,
         median_ball_tracking_horizon=float(np.median(horizon)),
+        median_ball_tracking_horizon_95ci=median_interval(horizon),
         mean_ball_tracking_horizon=float(np.mean(horizon)),
         horizon_censored_share=float(np.mean(~broken)),
         bricks_exact_16_steps=float(np.mean(bricks_ok[long_enough])) if long_enough.any() else None,
@@ -300,9 +314,10 @@ def plot(report: dict, path: Path) -> Path:
 # Bumped when the same checkpoint would score differently: 2 = predictions undo the changed-pixel
 # weighting (`WorldModel.keep_bonus`); 3 = a stronger keep bonus on the digits' rows
 # (`hud_keep_bonus`); 4 = the ball is drawn as one whole ball (`one_ball`); 5 = the paddle is drawn as
-# one whole paddle (`one_paddle`); 6 = a stronger keep bonus on the brick rows (`brick_keep_bonus`).
+# one whole paddle (`one_paddle`); 6 = a stronger keep bonus on the brick rows (`brick_keep_bonus`);
+# 7 = the score digits drawn by the score rule (`count_score`).
 # The ablation reuses only reports of the current version.
-PREDICTION_VERSION = 6
+PREDICTION_VERSION = 7
 
 
 def ball_head_summary(model: WorldModel) -> dict | None:

@@ -88,7 +88,11 @@ def _check_frame(frame: np.ndarray) -> None:
 
 
 def _read_digit(frame: np.ndarray, x0: int) -> int:
-    blocks = _lit(frame[DIGIT_TOP : DIGIT_TOP + DIGIT_H : 2, x0 : x0 + DIGIT_W : 4])  # (5, 3)
+    return digit_of_lit(_lit(frame[DIGIT_TOP : DIGIT_TOP + DIGIT_H : 2, x0 : x0 + DIGIT_W : 4]))
+
+
+def digit_of_lit(blocks: np.ndarray) -> int:
+    """The digit that a digit's (5, 3) bool blocks (lit or not) show, or the nearest glyph to them."""
     code = int(np.packbits(blocks.ravel(), bitorder="big").view(">u2")[0]) >> 1
     value = _DIGIT_CODES.get(code)
     if value is None:  # generated frames may blur a digit: take the nearest glyph
@@ -109,9 +113,37 @@ def lit_pixels(frame: np.ndarray) -> np.ndarray:
 
 def parse_bricks(frame: np.ndarray) -> np.ndarray:
     """(6, 18) bool brick map: a cell is present when most of its pixels are lit."""
-    region = _lit(frame[BRICK_TOP:BRICK_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT])  # (36, 144)
+    return bricks_of_lit(_lit(frame[BRICK_TOP:BRICK_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT]))
+
+
+def bricks_of_lit(region: np.ndarray) -> np.ndarray:
+    """(6, 18) bool brick map of the brick band's lit pixels (36, 144) bool (`parse_bricks`)."""
     lit = region.reshape(BRICK_ROWS, BRICK_H, BRICK_COLS, BRICK_W).sum(axis=(1, 3))
     return lit > (BRICK_H * BRICK_W) // 2
+
+
+def brick_points(before: np.ndarray, after: np.ndarray) -> int:
+    """The points of the bricks present in the (6, 18) brick map `before` and gone in `after`
+    (`BRICK_POINTS`: the score's deltas in the recorded games, `benchmarks/score_rule.py`)."""
+    return int(((before & ~after).sum(axis=1) * np.asarray(BRICK_POINTS)).sum())
+
+
+def read_score(lit: np.ndarray) -> int:
+    """The score the three score digits of a frame's lit pixels (210, 160) bool show."""
+    blocks = lit[DIGIT_TOP:DIGIT_TOP + DIGIT_H:2]
+    return sum(digit_of_lit(blocks[:, x0:x0 + DIGIT_W:4]) * 10 ** (2 - i) for i, x0 in enumerate(SCORE_DIGIT_X))
+
+
+def score_pixels(score: int) -> np.ndarray:
+    """(10, 160) bool: the lit pixels of the digit rows (`DIGIT_TOP`.., the score's columns only)
+    that show `score` (0..999, leading zeros drawn, as the game draws them)."""
+    if not 0 <= score <= 999:
+        raise ValueError(f"the score shows 0..999, got {score}")
+    rows = np.zeros((DIGIT_H, FRAME_SHAPE[1]), dtype=bool)
+    for i, x0 in enumerate(SCORE_DIGIT_X):
+        glyph = DIGIT_GLYPHS[score // 10 ** (2 - i) % 10]  # (5, 3) blocks of 2 rows x 4 columns
+        rows[:, x0:x0 + DIGIT_W] = np.repeat(np.repeat(glyph, 2, axis=0), 4, axis=1)
+    return rows
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ the last context frame shows a ball (`use_ball_head`). A model with a paddle tab
 puts it for the latent code, the paddle's last step and its place, wherever the table has the case
 (`use_paddle_table`), unless the caller places it (`predict_ids(..., paddle=)`: the env does, from
 the real action). The brick rows get a stronger keep bonus (`brick_keep_bonus`): a brick goes only
-where the decoder is sure of a hit.
+where the decoder is sure of a hit. The score digits are drawn by the game's score rule
+(`count_score`): the last frame's score plus the points of the bricks the step removed.
 
     wm = load_world_model()                 # the shipped checkpoint
     z = wm.infer_latent(context, next_frame)  # context: uint8 (k, 210, 160, 3), oldest first
@@ -33,10 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import (BALL_H, BALL_W, BRICK_BOTTOM, BRICK_TOP, DIGIT_GLYPHS, DIGIT_TOP, FRAME_SHAPE,
-                                  LIVES_DIGIT_X, PADDLE_BOTTOM, PADDLE_TOP, PADDLE_WIDTHS, PLAYFIELD_BOTTOM,
-                                  PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, RED, SCORE_DIGIT_X, lit_pixels,
-                                  parse_frame, read_playfield, transition_events, widest_run)
+from worldmodel.breakout import (BALL_H, BALL_W, BRICK_BOTTOM, BRICK_TOP, DIGIT_GLYPHS, DIGIT_H, DIGIT_TOP, DIGIT_W,
+                                  FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM, PADDLE_TOP, PADDLE_WIDTHS,
+                                  PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, RED,
+                                  SCORE_DIGIT_X, brick_points, bricks_of_lit, lit_pixels, parse_frame,
+                                  read_playfield, read_score, score_pixels, transition_events, widest_run)
 from worldmodel.ball_head import BallHead, BallHeadConfig, drawn_rows, head_input, index_to_ball, lit_without_ball
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
@@ -111,6 +113,12 @@ class WorldModelConfig:
                                                                    "goes where the table puts it for the latent "
                                                                    "code, its last step and its place, wherever "
                                                                    "the table has the case (`WorldModel.place_paddle`)"})
+    count_score: bool = field(default=True, metadata={"help": "draw the score digits as the score the last context "
+                                                              "frame shows plus the points of the bricks the step "
+                                                              "removed (`breakout.BRICK_POINTS`), instead of the "
+                                                              "decoder's pixels, which stop counting on a "
+                                                              "half-drawn digit (`WorldModel.count_score`, "
+                                                              "benchmarks/score_rule.py)"})
     whole_digits: bool = field(default=False, metadata={"help": "draw each score and lives digit as the whole glyph "
                                                                 "the model's pixels make most likely, instead of "
                                                                 "each pixel's own argmax; off: a glyph that flips "
@@ -397,6 +405,8 @@ class WorldModel(nn.Module):
         ids = kept.max(dim=1).indices.to(torch.uint8)
         if self.config.whole_digits:
             ids = self.place_digits(kept, ids)
+        if self.config.count_score:
+            ids = self.count_score(ids, context)
         if self.config.one_paddle:
             targets = [None] * len(ids)
             red = self.table.class_of(RED)
@@ -412,6 +422,47 @@ class WorldModel(nn.Module):
         if self.ball_head is not None and self.config.use_ball_head:
             return self.place_ball_with_head(logits, ids, context)
         return self.place_ball(logits, ids)
+
+    def count_score(self, ids: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Redraw the score digits of each decided frame `ids` (B, 210, 160) as the score the last context
+        frame (`context` (B, k, 210, 160) class ids) shows, plus the points of the bricks that the step
+        removed (`breakout.brick_points`), plus what the last frame still owes for the bricks of the
+        step before it, in whole glyphs of the colour that frame draws them in.
+
+        The recorded games count each brick on the step that removes it, or, when the ball hits it
+        on the step's last emulated frame, on the next step (`benchmarks/score_rule.py`: 75% and 25%,
+        no other change of score). The decoder's own digits learned neither: one that chance left
+        half drawn was never moved on, and the score stopped counting. Here the score counts each
+        brick the frames lose at once, and a real context whose score lags gets the lag back."""
+        black = self.table.black
+        if black is None:
+            return ids
+        out = ids.clone()
+        rows, band, cols = (slice(DIGIT_TOP, DIGIT_TOP + DIGIT_H), slice(BRICK_TOP, BRICK_BOTTOM),
+                            slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT))
+        score_cols = torch.zeros(W, dtype=torch.bool)
+        for x0 in SCORE_DIGIT_X:
+            score_cols[x0:x0 + DIGIT_W] = True
+        lit_next = (ids != black).cpu().numpy()
+        lit_context = (context[:, -2:] != black).cpu().numpy()  # (B, 1 or 2, 210, 160)
+        for b in range(len(ids)):
+            last = lit_context[b, -1]
+            score, bricks_last = read_score(last), bricks_of_lit(last[band, cols])
+            points = brick_points(bricks_last, bricks_of_lit(lit_next[b, band, cols]))
+            if lit_context.shape[1] > 1:  # what the score still owes for the step before
+                before = lit_context[b, 0]
+                owed = read_score(before) + brick_points(bricks_of_lit(before[band, cols]), bricks_last) - score
+                points += max(owed, 0)
+            digits = context[b, -1, rows][:, score_cols]
+            lit_digits = digits[digits != black]
+            if not len(lit_digits):  # no digits to take the colour from
+                continue
+            colour = int(torch.bincount(lit_digits.long()).argmax())
+            on = torch.from_numpy(score_pixels(min(score + points, 999)))[:, score_cols]
+            region = out[b, rows]  # a view
+            region[:, score_cols] = torch.where(on, torch.tensor(colour, dtype=out.dtype),
+                                                torch.tensor(black, dtype=out.dtype))
+        return out
 
     def place_digits(self, kept: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Redraw the score and lives digits of the decided frames `ids` (B, 210, 160) as whole glyphs,
