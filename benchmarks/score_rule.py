@@ -9,8 +9,9 @@ drawing the score by that rule does to the neural game.
    last emulated frame, after the digits were drawn); or neither (the rule does not explain it).
 2. Tracker games through NeuralBreakoutEnv from the start bank, with the score drawn by the rule
    and by the decoder's pixels: points scored (the score's rises), what the bricks broken are
-   worth, how often the score fell, and the games whose score stopped counting (bricks broken
-   after its last rise worth more than 14 points, two top bricks).
+   worth, how often the score fell, the games whose score stopped counting (bricks broken after
+   its last rise worth more than 14 points, two top bricks), and the steps and lives the games
+   lasted (a game ends early at its last life).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def count_rule(paths: list) -> collections.Counter:
 
 
 def tracker_games(env: NeuralBreakoutEnv, games: int, steps: int, seed: int) -> dict:
-    counts = dict(points=0, brick_points=0, score_fell=0, stopped_games=0)
+    counts = dict(points=0, brick_points=0, score_fell=0, stopped_games=0, steps=0, lives_lost=0)
     for game in range(games):
         policy, rng = make_policy("tracker"), np.random.default_rng(seed + game)
         obs, info = env.reset(seed=seed + game)
@@ -65,6 +66,8 @@ def tracker_games(env: NeuralBreakoutEnv, games: int, steps: int, seed: int) -> 
             counts["score_fell"] += now.score < last.score
             counts["points"] += max(0, now.score - last.score)
             since_rise = 0 if now.score > last.score else since_rise + worth
+            counts["steps"] += 1
+            counts["lives_lost"] += now.lives < last.lives
             last = now
             if terminated or truncated:
                 break
@@ -92,13 +95,13 @@ def main() -> None:
     print(f"  (steps that bring a new wall: {counts['new wall']})")
     env = NeuralBreakoutEnv()
     print(f"\n{args.games} tracker games of {args.steps} steps through NeuralBreakout-v0:")
-    print("| score drawn by | points scored | bricks broken worth | score fell | games whose score stopped |")
-    print("|---|---|---|---|---|")
+    print("| score drawn by | points scored | bricks broken worth | score fell | games whose score stopped | steps played | lives lost |")
+    print("|---|---|---|---|---|---|---|")
     for rule in (True, False):
         env.world_model.config = dataclasses.replace(env.world_model.config, count_score=rule)
         c = tracker_games(env, args.games, args.steps, args.seed)
         print(f"| {'the rule' if rule else 'the decoder'} | {c['points']} | {c['brick_points']} | {c['score_fell']} | "
-              f"{c['stopped_games']} of {args.games} |")
+              f"{c['stopped_games']} of {args.games} | {c['steps']} | {c['lives_lost']} |")
 
 
 if __name__ == "__main__":

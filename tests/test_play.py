@@ -224,6 +224,9 @@ def test_env_passes_check_env_and_is_deterministic(models):
             frames.append(obs)
             assert obs.shape == (210, 160, 3) and obs.dtype == np.uint8 and isinstance(reward, float)
             assert set(info) >= {"lives", "score", "latent_action"}
+            # the block counts the env keeps step by step are those of its context, counted afresh
+            context = env.unwrapped._context[:, -env.unwrapped.action_map.config.context:]
+            assert torch.equal(env.unwrapped._counts, class_counts(context, env.unwrapped.action_map.config.classes))
         runs.append(np.stack(frames))
     assert np.array_equal(runs[0], runs[1])
     sampled = make(models, sample=True)

@@ -142,9 +142,10 @@ class ActionMap(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(w * 7 * 5 + k * 160 + pooled + digit, config.hidden), nn.SiLU(),
                                  nn.Linear(config.hidden, outputs))
 
-    def outputs(self, context: torch.Tensor) -> torch.Tensor:
-        """Context class ids (B, k, 210, 160) -> the MLP's outputs."""
-        counts = class_counts(context, self.config.classes)
+    def outputs(self, context: torch.Tensor, counts: torch.Tensor | None = None) -> torch.Tensor:
+        """Context class ids (B, k, 210, 160) -> the MLP's outputs. `counts`: `class_counts(context)`,
+        where the caller keeps them (the env counts each new frame once, not k times)."""
+        counts = class_counts(context, self.config.classes) if counts is None else counts
         first = self.convs[1](self.convs[0](counts))  # (B, w, 27, 20)
         x = self.convs[2:](first).flatten(1)
         paddle = (context[:, :, PADDLE_TOP:PADDLE_BOTTOM] != 0).float().mean(dim=2).flatten(1)  # (B, k * 160)
@@ -156,8 +157,9 @@ class ActionMap(nn.Module):
             views.append((digit != 0).float().flatten(1))
         return self.mlp(torch.cat(views, dim=1))
 
-    def forward(self, context: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
-        return self.log_probs(self.outputs(context), memory)
+    def forward(self, context: torch.Tensor, memory: torch.Tensor | None = None,
+                counts: torch.Tensor | None = None) -> torch.Tensor:
+        return self.log_probs(self.outputs(context, counts), memory)
 
     def event_logits(self, out: torch.Tensor, memory: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """With `serve_head`: the (life, waiting) logits, (B,) each: from the memory tables (`memory`:
@@ -241,10 +243,11 @@ class ActionMap(nn.Module):
         return step
 
     @torch.no_grad()
-    def probabilities(self, context: torch.Tensor, action: torch.Tensor,
-                      memory: torch.Tensor | None = None) -> np.ndarray:
-        """(B, k, 210, 160) class ids, (B,) actions [, (B,) memory states] -> (B, codes) probabilities."""
-        logits = self(context, memory)[torch.arange(len(action)), action]
+    def probabilities(self, context: torch.Tensor, action: torch.Tensor, memory: torch.Tensor | None = None,
+                      counts: torch.Tensor | None = None) -> np.ndarray:
+        """(B, k, 210, 160) class ids, (B,) actions [, (B,) memory states, the context's `class_counts`]
+        -> (B, codes) probabilities."""
+        logits = self(context, memory, counts)[torch.arange(len(action)), action]
         return torch.softmax(logits, dim=1).numpy()
 
 

@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from worldmodel.action_map import ActionMap, load_action_map
+from worldmodel.action_map import ActionMap, class_counts, load_action_map
 from worldmodel.breakout import ACTION_MEANINGS, FRAME_SHAPE, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, BallMemory, parse_frame
 from worldmodel.errors import NeuralBreakoutError
 from worldmodel.world_model import WorldModel, load_world_model
@@ -90,6 +90,7 @@ class NeuralBreakoutEnv(gym.Env):
         self.observation_space = gym.spaces.Box(0, 255, FRAME_SHAPE, dtype=np.uint8)
         self.action_space = gym.spaces.Discrete(len(ACTION_MEANINGS))
         self._context: torch.Tensor | None = None  # (1, context_length, 210, 160) class ids, oldest first
+        self._counts: torch.Tensor | None = None  # the action map's `class_counts` of its context frames
         self._frame: np.ndarray | None = None
         self._score = self._lives = 0
         self._memory = BallMemory()  # the ball's phase, read from every frame since reset
@@ -126,6 +127,7 @@ class NeuralBreakoutEnv(gym.Env):
             frames = np.concatenate([np.repeat(frames[:1], k - len(frames), axis=0), frames])
         frames = frames[-k:]
         self._context = torch.from_numpy(self.world_model.table.to_ids(frames))[None]
+        self._counts = class_counts(self._context[:, -self.action_map.config.context:], self.action_map.config.classes)
         self._frame = frames[-1].copy()
         self._score, self._lives = parsed.score, parsed.lives
         return self._frame.copy(), self._info()
@@ -134,7 +136,7 @@ class NeuralBreakoutEnv(gym.Env):
         """The action map's distribution over latent actions for `action` in the current context."""
         context = self._context[:, -self.action_map.config.context:]
         memory = torch.tensor([self._memory.state]) if self.action_map.config.memory else None
-        return self.action_map.probabilities(context, torch.tensor([action]), memory)[0]
+        return self.action_map.probabilities(context, torch.tensor([action]), memory, self._counts)[0]
 
     def paddle_target(self, action: int) -> int | None:
         """Where `action` puts the paddle's left edge in the next frame, by the action map's paddle table
@@ -172,6 +174,8 @@ class NeuralBreakoutEnv(gym.Env):
         paddle = [self.paddle_target(int(action))]
         ids = self.world_model.predict_ids(context, torch.tensor([latent]), paddle)  # (1, 210, 160)
         self._context = torch.cat([self._context[:, 1:], ids[:, None]], dim=1)
+        classes = self.action_map.config.classes  # the counts of the frames kept, then of the new one
+        self._counts = torch.cat([self._counts[:, classes:], class_counts(ids[:, None], classes)], dim=1)
         self._frame = self.world_model.table.to_rgb(ids[0].numpy())
         parsed = parse_frame(self._frame)
         self._memory.update(parsed)

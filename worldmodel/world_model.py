@@ -438,31 +438,23 @@ class WorldModel(nn.Module):
         if black is None:
             return ids
         out = ids.clone()
+        decided, frames = out.cpu().numpy(), context[:, -2:].cpu().numpy()  # (B, 1 or 2, 210, 160)
         rows, band, cols = (slice(DIGIT_TOP, DIGIT_TOP + DIGIT_H), slice(BRICK_TOP, BRICK_BOTTOM),
                             slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT))
-        score_cols = torch.zeros(W, dtype=torch.bool)
-        for x0 in SCORE_DIGIT_X:
-            score_cols[x0:x0 + DIGIT_W] = True
-        lit_next = (ids != black).cpu().numpy()
-        lit_context = (context[:, -2:] != black).cpu().numpy()  # (B, 1 or 2, 210, 160)
+        digits = slice(SCORE_DIGIT_X[0], SCORE_DIGIT_X[-1] + DIGIT_W)  # the three digits and the gaps between
         for b in range(len(ids)):
-            last = lit_context[b, -1]
-            score, bricks_last = read_score(last), bricks_of_lit(last[band, cols])
-            points = brick_points(bricks_last, bricks_of_lit(lit_next[b, band, cols]))
-            if lit_context.shape[1] > 1:  # what the score still owes for the step before
-                before = lit_context[b, 0]
-                owed = read_score(before) + brick_points(bricks_of_lit(before[band, cols]), bricks_last) - score
+            lit = frames[b] != black
+            score, bricks_last = read_score(lit[-1]), bricks_of_lit(lit[-1, band, cols])
+            points = brick_points(bricks_last, bricks_of_lit(decided[b, band, cols] != black))
+            if len(lit) > 1:  # what the score still owes for the step before
+                owed = read_score(lit[0]) + brick_points(bricks_of_lit(lit[0, band, cols]), bricks_last) - score
                 points += max(owed, 0)
-            digits = context[b, -1, rows][:, score_cols]
-            lit_digits = digits[digits != black]
-            if not len(lit_digits):  # no digits to take the colour from
+            drawn = frames[b, -1, rows, digits]
+            if not lit[-1, rows, digits].any():  # no digits to take the colour from
                 continue
-            colour = int(torch.bincount(lit_digits.long()).argmax())
-            on = torch.from_numpy(score_pixels(min(score + points, 999)))[:, score_cols]
-            region = out[b, rows]  # a view
-            region[:, score_cols] = torch.where(on, torch.tensor(colour, dtype=out.dtype),
-                                                torch.tensor(black, dtype=out.dtype))
-        return out
+            colour = np.bincount(drawn[drawn != black]).argmax()
+            decided[b, rows, digits] = np.where(score_pixels(min(score + points, 999))[:, digits], colour, black)
+        return out if out.device.type == "cpu" else torch.from_numpy(decided).to(out.device)
 
     def place_digits(self, kept: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Redraw the score and lives digits of the decided frames `ids` (B, 210, 160) as whole glyphs,
