@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from test_cli import run
-from train.ball_head import episode_samples, to_input
+from train.ball_head import episode_samples, pack_inputs, to_input
 from worldmodel.ball_head import BallHead, BallHeadConfig, drawn_rows, expected_ball, index_to_ball, target_index
 from worldmodel.breakout import BALL_H, BALL_W, PLAYFIELD_LEFT, PLAYFIELD_TOP, parse_frame, read_playfield
 from worldmodel.world_model import WorldModel, WorldModelConfig, load_world_model
@@ -87,8 +87,9 @@ def test_episode_samples_centre_the_ball_and_target_the_next_one(recorded_episod
             rows = drawn_rows(nxt[1])
             assert not stored[i, 2, rows.start - y0:rows.stop - y0, nxt[0] - x0:nxt[0] - x0 + BALL_W].any()
             assert frames[t + 1][rows, nxt[0]:nxt[0] + BALL_W].any()  # erased from the input, not the frame
-    x = to_input(stored[:2], origins[:2], 40)
+    x = to_input(pack_inputs(stored[:2]), origins[:2], 40)
     assert x.shape == (2, 8, 40, 40) and x[:, 6:].min() >= -0.2 and x[:, 6:].max() <= 1.2
+    assert torch.equal(x[:, :6], torch.from_numpy(stored[:2]).float())  # packing loses nothing
 
 
 def _model_with_head() -> WorldModel:
@@ -161,3 +162,50 @@ def test_train_ball_head_cli_resumes_and_writes_a_world_model_with_the_head(epis
 def test_train_ball_head_bad_data_folder(tmp_path):
     result = run("train", "ball-head", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), "--tiny")
     assert result.returncode != 0 and "nowhere" in result.stderr
+
+
+def test_extra_data_trains_on_every_episode_but_never_replays_a_held_out_one(episodes_dir, tmp_path):
+    import shutil
+
+    import pytest
+
+    from collect.episodes import list_episodes
+    from train.ball_head import extra_paths
+
+    paths = list_episodes(episodes_dir)
+    with pytest.raises(ValueError, match="same folder"):
+        extra_paths(str(episodes_dir), str(episodes_dir), paths[:1])
+    copy = tmp_path / "copy"
+    shutil.copytree(episodes_dir, copy)  # the same games: each has a held-out episode's seed
+    with pytest.raises(ValueError, match=f"{paths[0].name}.*seed"):
+        extra_paths(str(copy), str(episodes_dir), paths[:1])
+    assert [p.name for p in extra_paths(str(copy), str(episodes_dir), [])] == [p.name for p in paths]
+    with pytest.raises(FileNotFoundError, match="empty"):
+        (tmp_path / "empty").mkdir()
+        extra_paths(str(tmp_path / "empty"), str(episodes_dir), [])
+
+
+def test_without_blips_the_head_takes_the_ball_away_only_where_the_game_loses_it(monkeypatch):
+    """`ball_blips=False`: a "no ball" above `BALL_LOST_TOP` becomes the head's likeliest place; at or
+    below it the ball still goes, as with blips."""
+    import dataclasses
+
+    from worldmodel.breakout import BALL_LOST_TOP
+
+    model = _model_with_head()
+    logits = torch.zeros(1, len(COLORS), 210, 160)
+
+    def fake_head(x):  # "no ball" first, then the place 6 px right of the last ball
+        out = torch.zeros(len(x), 1601)
+        out[:, 1600], out[:, target_index((62, 20), (56, 20), 40) % 1600] = 2.0, 1.0
+        return out
+
+    monkeypatch.setattr(model.ball_head, "forward", fake_head)
+    for y, gone_with_blips, gone_without in ((114, True, False), (BALL_LOST_TOP, True, True)):
+        context = torch.stack([_frame_with_ball(50, y + 6), _frame_with_ball(56, y)])[None]
+        decided = _frame_with_ball(70, 100)[None]
+        for blips, gone in ((True, gone_with_blips), (False, gone_without)):
+            model.config = dataclasses.replace(model.config, ball_blips=blips)
+            placed = model.place_ball_with_head(logits, decided.clone(), context)[0]
+            ball = parse_frame(model.table.to_rgb(placed.numpy())).ball
+            assert ball == (None if gone else (62, y)), (y, blips, ball)

@@ -32,6 +32,8 @@ BRICK_H, BRICK_W = 6, 8
 BRICK_POINTS = (7, 7, 4, 4, 1, 1)  # the points of a brick in each row, top first (the score's deltas in the data)
 BRICK_BOTTOM = BRICK_TOP + BRICK_ROWS * BRICK_H  # 93
 PADDLE_TOP, PADDLE_BOTTOM = 189, 193
+BALL_LOST_TOP = 180  # the recorded games lose the ball for good (3 frames or more) only from this row down;
+                    # it blinks out for a single frame at every height (benchmarks/ball_gone.py)
 PADDLE_WIDTHS = (16, 12)  # 16 px, or 12 in about a tenth of recorded frames; it keeps its width from frame to
 # frame but for a rare change, and the right wall cuts it off (a paddle at x 144 shows 8 px)
 BALL_W, BALL_H = 2, 4

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import (BALL_H, BALL_W, BRICK_BOTTOM, BRICK_TOP, DIGIT_GLYPHS, DIGIT_H, DIGIT_TOP, DIGIT_W,
+from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BRICK_TOP, DIGIT_GLYPHS, DIGIT_H, DIGIT_TOP, DIGIT_W,
                                   FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM, PADDLE_TOP, PADDLE_WIDTHS,
                                   PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, RED,
                                   SCORE_DIGIT_X, brick_points, bricks_of_lit, lit_pixels, parse_frame,
@@ -113,6 +113,13 @@ class WorldModelConfig:
                                                                    "goes where the table puts it for the latent "
                                                                    "code, its last step and its place, wherever "
                                                                    "the table has the case (`WorldModel.place_paddle`)"})
+    ball_blips: bool = field(default=True, metadata={"help": "with a ball head: the head may take the ball away at "
+                                                             "any height, as the real ball blinks out for a step "
+                                                             "(about 1% of recorded transitions); False: only from "
+                                                             "row `breakout.BALL_LOST_TOP` down, where the recorded "
+                                                             "games lose it for good, and elsewhere the ball goes "
+                                                             "to the head's likeliest place "
+                                                             "(benchmarks/ball_gone.py)"})
     count_score: bool = field(default=True, metadata={"help": "draw the score digits as the score the last context "
                                                               "frame shows plus the points of the bricks the step "
                                                               "removed (`breakout.BRICK_POINTS`), instead of the "
@@ -642,7 +649,12 @@ class WorldModel(nn.Module):
             out[index] = self.place_ball(logits[index], ids[index])
         if not placed:
             return out
-        choice = head(torch.from_numpy(np.stack(inputs)).to(logits.device)).argmax(dim=1).tolist()
+        scores = head(torch.from_numpy(np.stack(inputs)).to(logits.device))  # (n, window ** 2 + 1)
+        choice = scores.argmax(dim=1)
+        if not self.config.ball_blips:  # "gone" only where the game loses the ball for good
+            high = torch.tensor([ball[1] < BALL_LOST_TOP for ball in balls], device=scores.device)
+            choice = torch.where(high, scores[:, :-1].argmax(dim=1), choice)
+        choice = choice.tolist()
         for b, c, ball, playfield in zip(placed, choice, balls, playfields):
             region = out[b, top:bottom, left:right]  # a view
             region[torch.from_numpy(playfield.ball_pixels).to(out.device)] = black

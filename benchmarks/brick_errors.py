@@ -1,0 +1,75 @@
+"""Why does a rollout's brick map go wrong? For each open-loop segment whose bricks first differ from
+the real game's within 16 steps, was the ball still tracked then, and which way did the bricks differ?
+
+    python benchmarks/brick_errors.py --data data/breakout [--checkpoint PATH] [--segments 100]
+
+The segments are `evaluate world-model`'s (held-out episodes, latents inferred from the real video,
+the same seed), so its "bricks exact over 16 steps" is the share of segments with 16 steps that
+this does not list. A brick the generated game keeps where the real one broke it, or breaks where
+the real one keeps it, is counted at the first step the two brick maps differ, with whether the
+generated ball was still within 4 px of the real one up to that step.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+import numpy as np
+import torch
+
+from train.evaluate import ball_tracked, compare, held_out_store, segment_starts
+from worldmodel.breakout import parse_frame
+from worldmodel.world_model import load_world_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="the world model's training data folder")
+    parser.add_argument("--checkpoint", default=None, help="world model (default: the shipped one)")
+    parser.add_argument("--segments", type=int, default=100, help="rollout segments (default 100)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the segments, as evaluate's (default 0)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    model = load_world_model(args.checkpoint)
+    store = held_out_store(model, args.data)
+    starts = segment_starts(store, args.segments, 64, np.random.default_rng(args.seed))
+    k, rgb, n = model.context_length, model.table.to_rgb, len(starts)
+    ends = store.offsets[store.episode_of_frame[starts] + 1] - 1
+    alive, lost, bricks_ok = np.ones(n, bool), np.zeros(n, bool), np.ones(n, bool)
+    length, first = np.zeros(n, int), {}
+    context = torch.from_numpy(store.context(starts, k))
+    for step in range(1, 17):
+        real_index = np.minimum(starts + step, ends)
+        alive &= starts + step <= ends
+        alive &= store.lives[real_index] >= store.lives[np.minimum(starts + step - 1, ends)]
+        real_next = torch.from_numpy(store.frames[real_index])
+        latent = model.infer_latent_ids(torch.from_numpy(store.context(real_index - 1, k)), real_next)
+        generated = model.predict_ids(context, latent)
+        context = torch.cat([context[:, 1:], generated[:, None]], dim=1)
+        real_rgb, gen_rgb = rgb(real_next.numpy()), rgb(generated.numpy())
+        for i in np.flatnonzero(alive):
+            c = compare(real_rgb[i], gen_rgb[i])
+            length[i] = step
+            lost[i] |= not ball_tracked(c)
+            if not c["bricks"] and bricks_ok[i]:
+                real, gen = parse_frame(real_rgb[i]).bricks, parse_frame(gen_rgb[i]).bricks
+                kept, broke = bool((gen & ~real).any()), bool((real & ~gen).any())
+                way = "both ways" if kept and broke else "a brick the real game broke is kept" if kept \
+                    else "a brick the real game keeps is broken"
+                first[i] = (("ball lost before" if lost[i] else "ball still tracked"), way, step)
+            bricks_ok[i] &= c["bricks"]
+    full = length >= 16
+    wrong = [first[i] for i in np.flatnonzero(full & ~bricks_ok)]
+    print(f"{int(full.sum())} segments with 16 steps: bricks exact in {100 * bricks_ok[full].mean():.1f}%, "
+          f"wrong in {len(wrong)}")
+    for (ball, way), count in Counter((b, w) for b, w, _ in wrong).most_common():
+        print(f"{count:4d}  {ball:18s}  {way}")
+    if wrong:
+        print(f"first wrong step: median {np.median([s for _, _, s in wrong]):.0f}")
+
+
+if __name__ == "__main__":
+    main()
