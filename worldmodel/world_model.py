@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BRICK_TOP, DIGIT_GLYPHS, DIGIT_H, DIGIT_TOP, DIGIT_W,
-                                  FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM, PADDLE_TOP, PADDLE_WIDTHS,
+from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BRICK_TOP, DIGIT_GLYPHS, DIGIT_H,
+                                  DIGIT_TOP, DIGIT_W, FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM, PADDLE_TOP, PADDLE_WIDTHS,
                                   PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, RED,
                                   SCORE_DIGIT_X, brick_points, bricks_of_lit, lit_pixels, parse_frame,
                                   read_playfield, read_score, score_pixels, transition_events, widest_run)
