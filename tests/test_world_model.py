@@ -20,7 +20,7 @@ from worldmodel.lam import one_hot_blocks
 from worldmodel.world_model import WorldModel, WorldModelConfig, events_to_bits, load_world_model
 
 COLORS = ((0, 0, 0), (142, 142, 142), (200, 72, 72), (66, 72, 200))
-PER_PIXEL = dict(one_ball=False, one_paddle=False, count_score=False)  # each pixel's own argmax, nothing redrawn
+PER_PIXEL = dict(one_ball=False, one_paddle=False, count_score=False, keep_gaps=False)  # each pixel's own argmax, nothing redrawn
 
 
 def tiny_model(context=2, codes=4, fine_dilations=(), event_codes=0, event_head=False) -> WorldModel:
@@ -929,3 +929,19 @@ def test_median_interval_brackets_the_median_and_narrows_with_more_segments():
     low, high = median_interval(few)
     assert low <= np.median(few) <= high and low < high
     assert np.diff(median_interval(many))[0] < high - low
+
+
+def test_keep_gaps_clears_a_brick_that_comes_back_and_keeps_the_rest():
+    """A brick cell the last context frame shows empty is cleared where the decoder draws a brick
+    there again; the bricks the last frame has, and the one the step breaks, stay as decided."""
+    model = tiny_model().eval()
+    hit = np.ones((6, 18), dtype=bool)
+    hit[4, 7] = False  # a gap in the last frame
+    context = torch.stack([_frame_ids(0, hit), _frame_ids(0, hit)])[None]
+    broken = hit.copy()
+    broken[0, 2] = False  # the step breaks a brick: kept as decided
+    decided = _frame_ids(0, broken | ~hit)  # the decoder draws the gap's brick back
+    kept = model.keep_gaps(decided[None], context)[0]
+    assert np.array_equal(parse_frame(model.table.to_rgb(kept.numpy())).bricks, broken)
+    assert torch.equal(kept, _frame_ids(0, broken))
+    assert torch.equal(model.keep_gaps(context[:, -1], context)[0], context[0, -1])  # nothing comes back

@@ -34,8 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BRICK_TOP, DIGIT_GLYPHS, DIGIT_H,
-                                  DIGIT_TOP, DIGIT_W, FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM, PADDLE_TOP, PADDLE_WIDTHS,
+from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BRICK_H, BRICK_TOP, BRICK_W,
+                                  DIGIT_GLYPHS, DIGIT_H, DIGIT_TOP, DIGIT_W, FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM,
+                                  PADDLE_TOP, PADDLE_WIDTHS,
                                   PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, RED,
                                   SCORE_DIGIT_X, brick_points, bricks_of_lit, lit_pixels, parse_frame,
                                   read_playfield, read_score, score_pixels, transition_events, widest_run)
@@ -120,6 +121,10 @@ class WorldModelConfig:
                                                              "games lose it for good, and elsewhere the ball goes "
                                                              "to the head's likeliest place "
                                                              "(benchmarks/ball_gone.py)"})
+    keep_gaps: bool = field(default=True, metadata={"help": "a brick cell the last context frame shows empty stays "
+                                                            "empty: no brick comes back, as none does in the "
+                                                            "recorded games (benchmarks/bricks_back.py); off: the "
+                                                            "decoder's pixels decide"})
     count_score: bool = field(default=True, metadata={"help": "draw the score digits as the score the last context "
                                                               "frame shows plus the points of the bricks the step "
                                                               "removed (`breakout.BRICK_POINTS`), instead of the "
@@ -412,6 +417,8 @@ class WorldModel(nn.Module):
         ids = kept.max(dim=1).indices.to(torch.uint8)
         if self.config.whole_digits:
             ids = self.place_digits(kept, ids)
+        if self.config.keep_gaps:
+            ids = self.keep_gaps(ids, context)
         if self.config.count_score:
             ids = self.count_score(ids, context)
         if self.config.one_paddle:
@@ -429,6 +436,28 @@ class WorldModel(nn.Module):
         if self.ball_head is not None and self.config.use_ball_head:
             return self.place_ball_with_head(logits, ids, context)
         return self.place_ball(logits, ids)
+
+    def keep_gaps(self, ids: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Clear each brick cell of the decided frames `ids` (B, 210, 160) that the last context frame
+        (`context` (B, k, 210, 160) class ids) shows without a brick (`breakout.bricks_of_lit`) and the
+        decided frame with one: in the recorded games no brick ever comes back. A ball in the cell is
+        cleared too; `place_ball_with_head` draws the ball afterwards."""
+        black = self.table.black
+        if black is None:
+            return ids
+        band, cols = slice(BRICK_TOP, BRICK_BOTTOM), slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT)
+        last = (context[:, -1, band, cols] != black).cpu().numpy()  # (B, 36, 144)
+        decided = (ids[:, band, cols] != black).cpu().numpy()
+        out = ids
+        for b in range(len(ids)):
+            back = bricks_of_lit(decided[b]) & ~bricks_of_lit(last[b])  # (6, 18)
+            if not back.any():
+                continue
+            if out is ids:
+                out = ids.clone()
+            cells = np.kron(back, np.ones((BRICK_H, BRICK_W), dtype=bool))  # (36, 144)
+            out[b, band, cols][torch.from_numpy(cells).to(out.device)] = black
+        return out
 
     def count_score(self, ids: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Redraw the score digits of each decided frame `ids` (B, 210, 160) as the score the last context
