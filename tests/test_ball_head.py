@@ -66,7 +66,7 @@ def test_a_ball_drawn_at_a_parsed_place_parses_back(recorded_episode):
 
 def test_episode_samples_centre_the_ball_and_target_the_next_one(recorded_episode):
     frames = recorded_episode[3]
-    stored, origins, targets, outside = episode_samples(frames, 40)
+    stored, origins, targets, outside, blinks = episode_samples(frames, 40)
     infos = [parse_frame(f) for f in frames]
     with_ball = [t for t in range(len(frames) - 1) if infos[t].ball is not None]
     assert len(targets) + outside == len(with_ball) and outside == 0
@@ -209,3 +209,114 @@ def test_without_blips_the_head_takes_the_ball_away_only_where_the_game_loses_it
             placed = model.place_ball_with_head(logits, decided.clone(), context)[0]
             ball = parse_frame(model.table.to_rgb(placed.numpy())).ball
             assert ball == (None if gone else (62, y)), (y, blips, ball)
+
+
+def test_return_samples_sit_on_the_last_ball_seen_and_target_the_ball_after_the_blink(recorded_episode):
+    """`--returns` samples: real blinks (no ball in frame t, a ball in t-2 and t-1) and synthetic ones
+    (the ball erased from frame t); the window sits on the ball of t-1 and the target is t+1's ball."""
+    from worldmodel.ball_head import RETURN_WINDOW, returning_ball
+
+    frames = recorded_episode[3].copy()
+    infos = [parse_frame(f) for f in frames]
+    t = next(t for t in range(2, len(frames) - 1) if returning_ball(infos[t - 2].ball, infos[t - 1].ball)
+             and infos[t].ball is not None and infos[t + 1].ball is not None and t % 4 == 0)
+    frames[t] = _erase_ball(frames[t])  # a blink at t: real, as the sampler sees it
+    stored, origins, targets, outside, blinks = episode_samples(frames, RETURN_WINDOW, returns=True, synthetic_every=4)
+    assert stored.shape[1:] == (6, RETURN_WINDOW, RETURN_WINDOW) and outside == 0
+    assert blinks.sum() >= 1 and (~blinks).sum() >= 1
+    i = int(np.flatnonzero(blinks)[0])
+    seen = parse_frame(frames[t - 1]).ball
+    assert tuple(origins[i]) == (seen[0] - RETURN_WINDOW // 2, seen[1] - RETURN_WINDOW // 2)
+    assert index_to_ball(int(targets[i]), seen, RETURN_WINDOW) == infos[t + 1].ball
+    assert stored[i, 4].sum() == BALL_H * BALL_W and stored[i, 3].sum() > 0  # the balls of t-1 and t-2
+    synthetic = int(np.flatnonzero(~blinks)[0])
+    assert not stored[synthetic, 1][stored[synthetic, 4] > 0].all()  # the ball of t-1 is not lit in frame t
+    assert not returning_ball(None, (50, 100)) and not returning_ball((50, 100), (50, 185))
+    assert not returning_ball((10, 100), (40, 100)) and returning_ball((42, 108), (50, 100))
+
+
+def test_the_return_head_brings_back_a_ball_that_blinked_out(monkeypatch):
+    """With a return head the context holds one frame more; a ball shown two and one frames back and
+    not in the last comes back where the return head's likeliest place says, never "gone"; a context
+    of the decoder's length only (or a lone ball) keeps `place_ball`'s decision."""
+    from worldmodel.ball_head import RETURN_WINDOW
+
+    model = _model_with_head()
+    assert model.context_length == 2
+    torch.manual_seed(0)
+    model = WorldModel(dataclasses_replace(model.config, return_head=dict(window=RETURN_WINDOW, width=8,
+                                                                         dilations=(1, 2)))).eval()
+    assert model.context_length == 3 and model.returns
+    n = RETURN_WINDOW ** 2
+
+    def fake_return(x):  # "gone" first, then a place
+        out = torch.zeros(len(x), n + 1)
+        out[:, n], out[:, target_index((68, 102), (56, 114), RETURN_WINDOW)] = 2.0, 1.0
+        return out
+
+    monkeypatch.setattr(model.return_head, "forward", fake_return)
+    logits = torch.zeros(1, len(COLORS), 210, 160)
+    decided = _frame_with_ball(None, 0)[None]
+    blinked = torch.stack([_frame_with_ball(50, 120), _frame_with_ball(56, 114), _frame_with_ball(None, 0)])[None]
+    back = model.place_ball_with_head(logits, decided.clone(), blinked)[0]
+    assert torch.equal(back, _frame_with_ball(68, 102))
+    assert model.predict_ids(blinked, torch.tensor([0])).shape == (1, 210, 160)
+    for context in (blinked[:, 1:], torch.stack([_frame_with_ball(None, 0), _frame_with_ball(56, 114),
+                                                 _frame_with_ball(None, 0)])[None]):
+        assert torch.equal(model.place_ball_with_head(logits, decided.clone(), context),
+                           model.place_ball(logits, decided.clone()))
+    off = WorldModel(dataclasses_replace(model.config, use_return_head=False))
+    assert off.context_length == 2 and not off.returns
+
+
+def dataclasses_replace(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+def _blinked_copy(source, out):
+    """The episodes of `source` written to `out` with the ball erased from some frames whose two frames
+    before show it: real blinks for the return head to learn from."""
+    from collect.episodes import EpisodeBuilder, list_episodes, load_episode
+    from worldmodel.ball_head import returning_ball
+
+    blinks = 0
+    for path in list_episodes(source):
+        episode = load_episode(path)
+        frames = episode.frames.copy()
+        balls = [parse_frame(f).ball for f in frames]
+        for t in range(2, len(frames) - 1, 5):
+            if returning_ball(balls[t - 2], balls[t - 1]) and balls[t] is not None:
+                frames[t] = _erase_ball(frames[t])
+                blinks += 1
+        builder = EpisodeBuilder(episode.meta)
+        builder.reset(frames[0], lives=int(episode.lives[0]))
+        for t, action in enumerate(episode.actions):
+            builder.step(int(action), float(episode.rewards[t]), frames[t + 1], lives=int(episode.lives[t + 1]))
+        builder.save(out, terminated=episode.terminated, truncated=episode.truncated)
+    return blinks
+
+
+def test_train_ball_head_returns_cli_adds_a_return_head(episodes_dir, tmp_path):
+    world = tmp_path / "wm"
+    assert run("train", "world-model", "--data", str(episodes_dir), "--out", str(world), "--tiny",
+               "--quiet").returncode == 0
+    args = ("train", "ball-head", "--world-model", str(world / "world_model.pt"), "--tiny", "--quiet", "--threads",
+            "1", "--returns")
+    headless = run(*args, "--data", str(episodes_dir), "--out", str(tmp_path / "headless"))
+    assert headless.returncode != 0 and "no ball head" in headless.stderr
+    assert run("train", "ball-head", "--data", str(episodes_dir), "--world-model", str(world / "world_model.pt"),
+               "--out", str(tmp_path / "head"), "--tiny", "--quiet", "--threads", "1").returncode == 0
+    args = (*args[:3], str(tmp_path / "head" / "world_model.pt"), *args[4:])
+    blinked = tmp_path / "blinked"
+    blinked.mkdir()
+    assert _blinked_copy(episodes_dir, blinked) >= 4
+    out = tmp_path / "returns"
+    result = run(*args, "--data", str(blinked), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    model = load_world_model(out / "world_model.pt")
+    assert model.return_head is not None and model.summary["return_head"]["steps"] == 4
+    assert model.summary["return_head"]["train_blinks"] > 0 and model.context_length == 3
+    bad = run(*args, "--data", str(blinked), "--out", str(tmp_path / "o"), "--window", "20")
+    assert bad.returncode != 0 and "--window 20" in bad.stderr

@@ -8,6 +8,14 @@ before, the frame and the next frame with its ball erased, and the next ball's p
 the accuracy reported is theirs. A next ball outside the window (never in the recorded data: the
 ball moves at most 16 px a step) is left out and counted.
 
+With `--returns` it trains the return head instead (`WorldModelConfig.return_head`): where a ball
+that blinked out for a frame shows again. Its samples are the transitions whose frame shows no ball
+while the two frames before did, mid-field (real blinks: the ball hides in a wall or a brick as it
+bounces), plus synthetic ones: a transition with a ball, the ball erased from its frame. The input
+is the head's (`head_input`) one frame back: the window sits on the last ball seen, the lit masks are
+those of its frame, the ball-less frame and the next frame with its ball erased. Each batch draws
+`real_share` of its samples from the real blinks; held-out figures are on real blinks only.
+
 Resumes from OUT/checkpoint.pt (the head, optimizer, step and generator, written every few minutes
 and at the end; the samples are read again from the episodes). Writes OUT/world_model.pt: the world
 model checkpoint given, its weights untouched, with the head and its training summary added, and
@@ -27,9 +35,9 @@ import torch
 
 from train.logger import RunLogger, command_line
 from train.world_model import model_split, peak_rss_gb
-from worldmodel.ball_head import (H, INPUT_CHANNELS, W, BallHead, BallHeadConfig, head_input, lit_without_ball,
-                                  placement_metrics, target_index, window_origin)
-from worldmodel.breakout import lit_pixels, parse_frame, read_playfield
+from worldmodel.ball_head import (H, INPUT_CHANNELS, MAX_STEP, RETURN_WINDOW, W, BallHead, BallHeadConfig, head_input,
+                                  lit_without_ball, placement_metrics, returning_ball, target_index, window_origin)
+from worldmodel.breakout import BALL_LOST_TOP, lit_pixels, parse_frame, read_playfield
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.world_model import WORLD_MODEL_KIND
 
@@ -49,7 +57,17 @@ class BallHeadTrainConfig:
     steps: int = field(default=6_000, metadata={"help": "gradient updates"})
     batch_size: int = field(default=128, metadata={"help": "samples per update"})
     lr: float = field(default=2e-3, metadata={"help": "AdamW peak learning rate (cosine decay after 100 updates)"})
-    window: int = field(default=40, metadata={"help": "side of the window around the ball (`BallHeadConfig.window`)"})
+    window: int | None = field(default=None, metadata={"help": "side of the window around the ball "
+                                                                "(`BallHeadConfig.window`); default 40, and "
+                                                                f"{RETURN_WINDOW} with --returns (the ball moves "
+                                                                "two steps)"})
+    returns: bool = field(default=False, metadata={"help": "train the return head (where a ball that blinked out "
+                                                           "shows again) instead of the ball head, and add it as "
+                                                           "the world model's `return_head`"})
+    real_share: float = field(default=0.5, metadata={"help": "with --returns: share of each batch drawn from real "
+                                                             "blinks (the rest: balls erased from frames)"})
+    synthetic_every: int = field(default=4, metadata={"help": "with --returns: one synthetic sample per this many "
+                                                              "transitions with a ball"})
     width: int = field(default=24, metadata={"help": "convolution channels"})
     held_out: int = field(default=20_000, metadata={"help": "held-out samples to measure on (at most)"})
     eval_every: int = field(default=500, metadata={"help": "updates between held-out measurements"})
@@ -65,45 +83,82 @@ class BallHeadTrainConfig:
         return cls(data=data, world_model=world_model, out=out, steps=4, batch_size=8, width=8, held_out=64,
                    eval_every=2, max_episodes=4, wandb=False, **options)
 
+    def __post_init__(self):
+        if self.window is not None and self.returns and self.window < 2 * MAX_STEP + 8:
+            raise ValueError(f"--window {self.window}: a return head needs at least {2 * MAX_STEP + 8} px (the ball "
+                             f"moves up to {MAX_STEP} px a step, two steps)")
+        if not 0 <= self.real_share <= 1:
+            raise ValueError(f"--real-share must be in 0..1, got {self.real_share}")
+        if self.synthetic_every < 1:
+            raise ValueError(f"--synthetic-every must be at least 1, got {self.synthetic_every}")
+
     @property
     def head(self) -> BallHeadConfig:
-        return BallHeadConfig(window=self.window, width=self.width)
+        window = self.window if self.window is not None else RETURN_WINDOW if self.returns else 40
+        return BallHeadConfig(window=window, width=self.width)
+
+    @property
+    def name(self) -> str:
+        """The head's name in the world model checkpoint."""
+        return "return_head" if self.returns else "ball_head"
 
 
-def episode_samples(frames: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synthetic_every: int = 4
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """The samples of one episode's RGB frames (T+1, 210, 160, 3): inputs without the row and column
     channels (N, 6, window, window) uint8, window origins (N, 2) int64 (x0, y0), targets (N,) int64,
-    and how many transitions were left out because the next ball lay outside the window."""
+    how many transitions were left out because the next ball lay outside the window, and which
+    samples are real blinks (N,) bool (all False for the ball head).
+
+    With `returns`, the return head's samples: each transition t -> t+1 whose frames t-2 and t-1 show
+    a ball (`returning_ball`), the window on the ball of t-1. Where frame t shows no ball it is a
+    real blink; where it does, one in `synthetic_every` become synthetic blinks, the ball erased."""
     playfields = [read_playfield(f) for f in frames]
     infos = [parse_frame(f, p) for f, p in zip(frames, playfields)]
     lit = [lit_pixels(f) for f in frames]
-    inputs, origins, targets, outside = [], [], [], 0
+    inputs, origins, targets, blinks, outside = [], [], [], [], 0
     for t in range(len(frames) - 1):
-        last = infos[t].ball
-        if last is None:
-            continue
+        if returns:
+            if t < 2 or not returning_ball(infos[t - 2].ball, infos[t - 1].ball):
+                continue
+            blink = infos[t].ball is None
+            if not blink and t % synthetic_every:
+                continue
+            seen, before = t - 1, t - 2
+            blank = lit[t] if blink else lit_without_ball(frames[t], playfields[t])
+        else:
+            if infos[t].ball is None:
+                continue
+            seen, before, blink = t, max(t - 1, 0), False  # an episode's first frame stands in for the one before
+            blank = None
+        last = infos[seen].ball
         target = target_index(infos[t + 1].ball, last, window)
         if target is None:
             outside += 1
             continue
-        before = max(t - 1, 0)  # an episode's first frame stands in for the one before it, as in training
         next_lit = lit_without_ball(frames[t + 1], playfields[t + 1])
-        x = head_input(lit[before], lit[t], next_lit, infos[before].ball, last, window)
+        if returns:
+            x = head_input(lit[seen], blank, next_lit, infos[before].ball, last, window)
+        else:
+            x = head_input(lit[before], lit[t], next_lit, infos[before].ball, last, window)
         inputs.append(x[:STORED_CHANNELS].astype(np.uint8))
         origins.append(window_origin(last, window))
         targets.append(target)
+        blinks.append(blink)
     if not inputs:
         empty = np.zeros((0, STORED_CHANNELS, window, window), dtype=np.uint8)
-        return empty, np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64), outside
-    return np.stack(inputs), np.array(origins, dtype=np.int64), np.array(targets, dtype=np.int64), outside
+        return empty, np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64), outside, np.zeros(0, dtype=bool)
+    return (np.stack(inputs), np.array(origins, dtype=np.int64), np.array(targets, dtype=np.int64), outside,
+            np.array(blinks, dtype=bool))
 
 
-def path_samples(path: Path, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def path_samples(path: Path, window: int, returns: bool = False, synthetic_every: int = 4) -> tuple:
     """`episode_samples` of an episode file, its inputs packed 8 pixels to a byte (`pack_inputs`)."""
     from collect.episodes import load_episode
 
-    inputs, origins, targets, outside = episode_samples(load_episode(path).frames, window)
-    return pack_inputs(inputs), origins, targets, outside
+    inputs, origins, targets, outside, blinks = episode_samples(load_episode(path).frames, window, returns,
+                                                                synthetic_every)
+    return pack_inputs(inputs), origins, targets, outside, blinks
 
 
 def pack_inputs(inputs: np.ndarray) -> np.ndarray:
@@ -112,20 +167,23 @@ def pack_inputs(inputs: np.ndarray) -> np.ndarray:
     return np.packbits(inputs, axis=-1)
 
 
-def read_samples(paths: list[Path], window: int, workers: int, progress: bool, desc: str) -> tuple[np.ndarray, ...]:
-    """The samples of some episodes, read by `workers` processes: (inputs, origins, targets, left out)."""
+def read_samples(paths: list[Path], window: int, workers: int, progress: bool, desc: str, returns: bool = False,
+                 synthetic_every: int = 4) -> tuple:
+    """The samples of some episodes, read by `workers` processes: (inputs, origins, targets, left out,
+    real blinks) (`episode_samples`)."""
     from functools import partial
     from multiprocessing import get_context
 
     from tqdm import tqdm
 
-    read = partial(path_samples, window=window)
+    read = partial(path_samples, window=window, returns=returns, synthetic_every=synthetic_every)
     if workers > 1:
         with get_context("spawn").Pool(workers) as pool:  # `with` ends the pool once every result is in
             parts = list(tqdm(pool.imap(read, paths), total=len(paths), desc=desc, unit="ep", disable=not progress))
     else:
         parts = [read(p) for p in tqdm(paths, desc=desc, unit="ep", disable=not progress)]
-    return (*(np.concatenate([p[i] for p in parts]) for i in range(3)), sum(p[3] for p in parts))
+    arrays = [np.concatenate([p[i] for p in parts]) for i in (0, 1, 2, 4)]
+    return (*arrays[:3], sum(p[3] for p in parts), arrays[3])
 
 
 def extra_paths(extra: str, data: str, held_paths: list[Path]) -> list[Path]:
@@ -185,20 +243,30 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = load_checkpoint(config.world_model, WORLD_MODEL_KIND)
+    if config.returns and not payload["config"].get("ball_head"):
+        raise ValueError(f"{config.world_model}: no ball head; the return head works beside it (train the ball head "
+                         f"first: `neural-breakout train ball-head` without --returns)")
     train_paths, held_paths = model_split(payload.get("summary", {}), config.data, config.max_episodes)
     for extra in (config.extra_data or "").split(","):
         if extra:
             train_paths = train_paths + extra_paths(extra, config.data, held_paths)
     started = time.time()
     workers = max(1, min(config.threads, os.cpu_count() or 1))
-    train = read_samples(train_paths, config.window, workers, progress, "read training episodes")
-    held = read_samples(held_paths, config.window, workers, progress, "read held-out episodes")
+    window = config.head.window
+    read = dict(returns=config.returns, synthetic_every=config.synthetic_every)
+    train = read_samples(train_paths, window, workers, progress, "read training episodes", **read)
+    held = read_samples(held_paths, window, workers, progress, "read held-out episodes", **read)
     rng = np.random.default_rng(config.seed)
+    if config.returns:  # measured on real blinks only
+        held = (*(a[held[4]] for a in held[:3]), held[3], held[4][held[4]])
     if len(held[2]) > config.held_out:
         keep = np.sort(rng.choice(len(held[2]), config.held_out, replace=False))
-        held = (*(a[keep] for a in held[:3]), held[3])
+        held = (*(a[keep] for a in held[:3]), held[3], held[4][keep])
     if len(train[2]) == 0:
         raise ValueError(f"{config.data}: no training transition shows a ball")
+    blinks, others = np.flatnonzero(train[4]), np.flatnonzero(~train[4])
+    if config.returns and len(blinks) == 0:
+        raise ValueError(f"{config.data}: no training transition shows a ball blinking out mid-field")
 
     torch.manual_seed(config.seed)
     head = BallHead(config.head)
@@ -232,8 +300,14 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
     bar = tqdm(total=config.steps, initial=step, desc="train ball head", unit="step", disable=not progress)
     metrics: dict = {}
     while step < config.steps:
-        index = rng.integers(len(train[2]), size=config.batch_size)
-        x = to_input(train[0][index], train[1][index], config.window)
+        if config.returns:  # `real_share` real blinks, the rest synthetic (if any)
+            synthetic = others if len(others) else blinks
+            real = rng.random(config.batch_size) < config.real_share
+            index = np.where(real, blinks[rng.integers(len(blinks), size=config.batch_size)],
+                             synthetic[rng.integers(len(synthetic), size=config.batch_size)])
+        else:
+            index = rng.integers(len(train[2]), size=config.batch_size)
+        x = to_input(train[0][index], train[1][index], window)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
         loss, metrics = head.loss(x, torch.from_numpy(train[2][index]))
@@ -257,14 +331,17 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
         command=command_line("neural-breakout train ball-head", config, ("data", "world_model", "out")),
         training_config=dataclasses.asdict(config), steps=step, train_hours=round(hours, 3),
         reading_minutes=round((t0 - started) / 60, 2), peak_rss_gb=round(peak_rss_gb(), 2),
-        train_episodes=len(train_paths), train_samples=int(len(train[2])), outside_window=int(train[3] + held[3]),
+        train_episodes=len(train_paths), train_samples=int(len(train[2])), train_blinks=int(len(blinks)),
+        outside_window=int(train[3] + held[3]),
         held_out_episodes=[p.name for p in held_paths], **{k.split("/", 1)[1]: v for k, v in held_metrics.items()})
     logger.log({f"final/{k}": v for k, v in summary.items() if isinstance(v, (int, float))}, step)
     logger.close()
-    world_config = dict(payload["config"], ball_head=dataclasses.asdict(config.head))
-    weights = dict(payload["state"]["weights"], **{f"ball_head.{k}": v for k, v in head.state_dict().items()})
+    name = config.name
+    world_config = dict(payload["config"], **{name: dataclasses.asdict(config.head)})
+    kept = {k: v for k, v in payload["state"]["weights"].items() if not k.startswith(f"{name}.")}  # a head before
+    weights = dict(kept, **{f"{name}.{k}": v for k, v in head.state_dict().items()})
     state = dict(payload["state"], weights=weights)
-    world_summary = dict(payload.get("summary", {}), ball_head=summary)
+    world_summary = dict(payload.get("summary", {}), **{name: summary})
     save_checkpoint(out / "world_model.pt", WORLD_MODEL_KIND, world_config, state, world_summary)
     return summary
 

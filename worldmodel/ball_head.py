@@ -9,6 +9,10 @@ the window as the next ball's top-left, plus one score for "no ball". `WorldMode
 draws the ball where it says (`WorldModel.place_ball_with_head`), in the colour the decoder gives
 that place; a frame whose last context frame shows no ball (a serve) keeps the decoder's ball.
 
+The return head is a second head of this kind, for a ball that blinked out: where the two frames
+before the last showed a ball (`returning_ball`), it places the ball of the next frame from a window
+on the last ball seen, one frame further back (`WorldModel.place_ball_with_head`).
+
 It is trained on real transitions (`neural-breakout train ball-head`), with the next frame's real
 ball erased, and stored inside the world model checkpoint.
 
@@ -26,12 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import (BALL_H, BALL_W, BRICK_BOTTOM, FRAME_SHAPE, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT,
-                                  PLAYFIELD_RIGHT, PLAYFIELD_TOP, Playfield, lit_pixels)
+from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, FRAME_SHAPE, PLAYFIELD_BOTTOM,
+                                  PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, Playfield, lit_pixels)
 
 H, W = FRAME_SHAPE[:2]
 INPUT_CHANNELS = 8  # lit t-1, lit t, lit t+1 without its ball; ball boxes t-1, t, t+1 at constant velocity; row, column
 MAX_STEP = 16  # the most a ball moves in one step along either axis, native px (in the recorded games)
+RETURN_WINDOW = 72  # the return head's window: the ball moves two steps, up to 32 px either way
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,15 @@ def expected_ball(ball_prev: tuple[int, int] | None, ball_last: tuple[int, int])
     if max(abs(dx), abs(dy)) > MAX_STEP:
         return None
     return ball_last[0] + dx, ball_last[1] + dy
+
+
+def returning_ball(ball_before: tuple[int, int] | None, ball_seen: tuple[int, int] | None) -> bool:
+    """Is a ball that the last frame does not show one the return head brings back? The two frames
+    before it show the same ball (at most `MAX_STEP` apart), mid-field (above `BALL_LOST_TOP`, where the
+    recorded games blink it out for a frame as it bounces, and never lose it)."""
+    if ball_before is None or ball_seen is None or ball_seen[1] >= BALL_LOST_TOP:
+        return False
+    return max(abs(ball_seen[0] - ball_before[0]), abs(ball_seen[1] - ball_before[1])) <= MAX_STEP
 
 
 def target_index(ball_next: tuple[int, int] | None, ball_last: tuple[int, int], window: int) -> int | None:

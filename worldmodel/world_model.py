@@ -11,7 +11,9 @@ score and lives digits (`WorldModelConfig.keep_bonus`, `hud_keep_bonus`). The ba
 one whole ball where the model gives it the most probability (`one_ball`), and the paddle as one
 whole paddle of a width the game shows (`one_paddle`). A model with a ball head (`ball_head.py`,
 added by `neural-breakout train ball-head`) draws the ball where the head puts it instead, wherever
-the last context frame shows a ball (`use_ball_head`). A model with a paddle table
+the last context frame shows a ball (`use_ball_head`); with a return head too (`train ball-head
+--returns`), a ball that blinked out for a frame as it bounced comes back where that head puts it,
+read from one context frame more (`use_return_head`, `context_length`). A model with a paddle table
 (`paddle_table.py`, added by `neural-breakout train paddle-table`) draws the paddle where the table
 puts it for the latent code, the paddle's last step and its place, wherever the table has the case
 (`use_paddle_table`), unless the caller places it (`predict_ids(..., paddle=)`: the env does, from
@@ -40,7 +42,8 @@ from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BR
                                   PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, RED,
                                   SCORE_DIGIT_X, brick_points, bricks_of_lit, lit_pixels, parse_frame,
                                   read_playfield, read_score, score_pixels, transition_events, widest_run)
-from worldmodel.ball_head import BallHead, BallHeadConfig, drawn_rows, head_input, index_to_ball, lit_without_ball
+from worldmodel.ball_head import (BallHead, BallHeadConfig, drawn_rows, head_input, index_to_ball, lit_without_ball,
+                                  returning_ball)
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
@@ -107,6 +110,15 @@ class WorldModelConfig:
     use_ball_head: bool = field(default=True, metadata={"help": "with one_ball and a ball head: the head places the "
                                                                 "ball wherever the last context frame shows one "
                                                                 "(`WorldModel.place_ball_with_head`)"})
+    return_head: dict | None = field(default=None, metadata={"help": "the return head's settings "
+                                                                   "(`ball_head.BallHeadConfig`), set by `train "
+                                                                   "ball-head --returns`; None: no return head"})
+    use_return_head: bool = field(default=True, metadata={"help": "with a ball head and a return head: a ball that "
+                                                                  "the two frames before the last showed and the "
+                                                                  "last does not (it blinked out as it bounced) "
+                                                                  "shows again where the return head puts it; the "
+                                                                  "model then reads one context frame more "
+                                                                  "(`WorldModel.context_length`), for that ball"})
     paddle_table: dict | None = field(default=None, metadata={"help": "the paddle table's settings "
                                                                     "(`paddle_table.PaddleTableConfig`), set by "
                                                                     "`train paddle-table`; None: no paddle table"})
@@ -253,15 +265,25 @@ class WorldModel(nn.Module):
         self.encoder = LatentActionEncoder(config.lam)
         self.decoder = Decoder(config)
         self.table = ColorTable(config.colors)
-        self.ball_head = None
+        self.ball_head = self.return_head = None
         if config.ball_head:
-            settings = {k: tuple(v) if isinstance(v, list) else v for k, v in config.ball_head.items()}
-            self.ball_head = BallHead(BallHeadConfig(**settings))
+            self.ball_head = BallHead(head_config(config.ball_head))
+        if config.return_head:
+            self.return_head = BallHead(head_config(config.return_head))
         self.paddle_table = PaddleTable(PaddleTableConfig(**config.paddle_table)) if config.paddle_table else None
 
     @property
     def context_length(self) -> int:
-        return self.config.context
+        """Frames a context holds: the decoder's `config.context`, and one more with a return head in
+        use (only the ball of that oldest frame is read)."""
+        return self.config.context + int(self.returns)
+
+    @property
+    def returns(self) -> bool:
+        """Does the return head bring back a ball that blinked out (`place_ball_with_head`)?"""
+        c = self.config
+        return (self.return_head is not None and self.ball_head is not None and c.one_ball and c.use_ball_head
+                and c.use_return_head)
 
     @property
     def keep_bonus(self) -> float:
@@ -396,7 +418,9 @@ class WorldModel(nn.Module):
         """(B, k, 210, 160), (B, 210, 160) class ids -> latent indices (B,). With `events` labels
         (a model with event codes) the indices are those the decoder was trained on: an event's code,
         else the nearest free code. With event input, the index is code + codes * event input, the event
-        input from `event_inputs` (B,) where given, else read from the frames (`read_events`)."""
+        input from `event_inputs` (B,) where given, else read from the frames (`read_events`). A context
+        of more frames than `config.context` is read from its newest."""
+        context = context[:, -self.config.context:]
         index = self.encoder(context[:, -1], nxt, events)[1]
         inputs = self._event_inputs(context, nxt, event_inputs)
         return index if inputs is None else index + self.config.codes * inputs.to(index)
@@ -407,7 +431,13 @@ class WorldModel(nn.Module):
         """(B, k, 210, 160) class ids, (B,) latent indices -> next frame class ids (B, 210, 160) uint8.
         `paddle` (B,): the left edge of each next frame's paddle, where the caller knows it better than
         the latent can say (the env, from the real action: `ActionMap.paddle_step`); None entries keep
-        the paddle table's place (`paddle_targets`). Used with `one_paddle` only."""
+        the paddle table's place (`paddle_targets`). Used with `one_paddle` only.
+
+        The context may hold more frames than the decoder reads (`config.context`, its newest): the
+        return head reads the ball of the frame before them (`context_length` frames in all)."""
+        if context.shape[1] < self.config.context:
+            raise ValueError(f"context of {context.shape[1]} frames, the model needs at least {self.config.context}")
+        full, context = context, context[:, -self.config.context:]
         bits, codes = None, latent_index % self.config.codes
         if self.config.event_input:
             latent_index, bits = codes, events_to_bits(latent_index // self.config.codes)
@@ -434,7 +464,7 @@ class WorldModel(nn.Module):
         if not self.config.one_ball:
             return ids
         if self.ball_head is not None and self.config.use_ball_head:
-            return self.place_ball_with_head(logits, ids, context)
+            return self.place_ball_with_head(logits, ids, full)
         return self.place_ball(logits, ids)
 
     def keep_gaps(self, ids: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -648,59 +678,71 @@ class WorldModel(nn.Module):
         the window around the ball of the last context frame (`context` (B, k, 210, 160) class ids): the
         decided frame's ball pixels are cleared, and unless the head says the ball is gone, a 2x4 ball
         is drawn on the free pixels at its place, each pixel in the decoder's most likely lit colour
-        (`logits` (B, K, 210, 160)). Frames whose last context frame shows no ball (a serve) keep
-        `place_ball`'s decision."""
+        (`logits` (B, K, 210, 160)).
+
+        A frame whose last context frame shows no ball while the two before it did (`returning_ball`:
+        the ball blinked out as it bounced) gets its ball back where the return head puts it (never
+        "gone": the recorded games bring such a ball back), from a window on the last ball seen; that
+        needs a context of `context_length` frames. Other frames whose last context frame shows no ball
+        (a serve) keep `place_ball`'s decision."""
         black, head = self.table.black, self.ball_head
         if black is None:
             return ids
-        window = head.config.window
         out = ids.clone()
-        lit_classes = torch.from_numpy(self.table.lit).to(logits.device)
-        top, bottom, left, right = PLAYFIELD_TOP, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT
         decided = self.table.to_rgb(ids.cpu().numpy())
-        last = self.table.to_rgb(context[:, -1].cpu().numpy())
-        before = self.table.to_rgb(context[:, -2].cpu().numpy()) if context.shape[1] > 1 else last
-        served, placed, inputs, balls, playfields = [], [], [], [], []
+        frames = [self.table.to_rgb(context[:, -i].cpu().numpy()) for i in range(1, min(context.shape[1], 3) + 1)]
+        last, before = frames[0], frames[min(1, len(frames) - 1)]
+        served, placed, returned = [], [], []  # frame indices, and for the heads: (b, input, ball seen, playfield)
         for b in range(len(ids)):
-            ball = parse_frame(last[b]).ball
-            if ball is None:
-                served.append(b)
+            ball, ball_before = parse_frame(last[b]).ball, parse_frame(before[b]).ball
+            if ball is not None:
+                playfield = read_playfield(decided[b])
+                x = head_input(lit_pixels(before[b]), lit_pixels(last[b]), lit_without_ball(decided[b], playfield),
+                               ball_before, ball, head.config.window)
+                placed.append((b, x, ball, playfield))
                 continue
-            playfield = read_playfield(decided[b])
-            inputs.append(head_input(lit_pixels(before[b]), lit_pixels(last[b]),
-                                     lit_without_ball(decided[b], playfield), parse_frame(before[b]).ball, ball,
-                                     window))
-            placed.append(b)
-            balls.append(ball)
-            playfields.append(playfield)
+            if self.returns and len(frames) == 3:
+                ball_first = parse_frame(frames[2][b]).ball
+                if returning_ball(ball_first, ball_before):
+                    playfield = read_playfield(decided[b])
+                    x = head_input(lit_pixels(before[b]), lit_pixels(last[b]), lit_without_ball(decided[b], playfield),
+                                   ball_first, ball_before, self.return_head.config.window)
+                    returned.append((b, x, ball_before, playfield))
+                    continue
+            served.append(b)
         if served:
             index = torch.tensor(served, device=ids.device)
             out[index] = self.place_ball(logits[index], ids[index])
-        if not placed:
-            return out
-        scores = head(torch.from_numpy(np.stack(inputs)).to(logits.device))  # (n, window ** 2 + 1)
-        choice = scores.argmax(dim=1)
-        if not self.config.ball_blips:  # "gone" only where the game loses the ball for good
-            high = torch.tensor([ball[1] < BALL_LOST_TOP for ball in balls], device=scores.device)
-            choice = torch.where(high, scores[:, :-1].argmax(dim=1), choice)
-        choice = choice.tolist()
-        for b, c, ball, playfield in zip(placed, choice, balls, playfields):
-            region = out[b, top:bottom, left:right]  # a view
-            region[torch.from_numpy(playfield.ball_pixels).to(out.device)] = black
-            nxt = index_to_ball(c, ball, window)
-            if nxt is None:
+        for cases, model, may_go in ((placed, head, True), (returned, self.return_head, False)):
+            if not cases:
                 continue
-            rows = drawn_rows(nxt[1])
-            rows = slice(max(rows.start, top), min(rows.stop, bottom))
-            cols = slice(max(nxt[0], left), min(nxt[0] + BALL_W, right))
-            if rows.start >= rows.stop or cols.start >= cols.stop:
-                continue
-            free = playfield.free[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left]
-            free = torch.from_numpy(free)
-            colour = lit_classes[logits[b, lit_classes, rows, cols].max(dim=0).indices]  # most likely lit colour
-            patch = out[b, rows, cols]
-            out[b, rows, cols] = torch.where(free.to(out.device), colour.to(out.dtype), patch)
+            scores = model(torch.from_numpy(np.stack([c[1] for c in cases])).to(logits.device))  # (n, window ** 2 + 1)
+            choice = scores.argmax(dim=1) if may_go else scores[:, :-1].argmax(dim=1)
+            if may_go and not self.config.ball_blips:  # "gone" only where the game loses the ball for good
+                high = torch.tensor([c[2][1] < BALL_LOST_TOP for c in cases], device=scores.device)
+                choice = torch.where(high, scores[:, :-1].argmax(dim=1), choice)
+            for (b, _, ball, playfield), c in zip(cases, choice.tolist()):
+                self._draw_ball(out[b], logits[b], playfield, index_to_ball(c, ball, model.config.window))
         return out
+
+    def _draw_ball(self, out: torch.Tensor, logits: torch.Tensor, playfield, ball: tuple[int, int] | None) -> None:
+        """In the decided frame `out` (210, 160) (changed in place), clear the ball pixels `playfield`
+        read from it and draw a 2x4 ball at the parsed place `ball` (x, y) (None: no ball) on the free
+        pixels, each in its most likely lit colour of `logits` (K, 210, 160)."""
+        top, bottom, left, right = PLAYFIELD_TOP, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT
+        region = out[top:bottom, left:right]  # a view
+        region[torch.from_numpy(playfield.ball_pixels).to(out.device)] = self.table.black
+        if ball is None:
+            return
+        rows = drawn_rows(ball[1])
+        rows = slice(max(rows.start, top), min(rows.stop, bottom))
+        cols = slice(max(ball[0], left), min(ball[0] + BALL_W, right))
+        if rows.start >= rows.stop or cols.start >= cols.stop:
+            return
+        free = torch.from_numpy(playfield.free[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left])
+        lit_classes = torch.from_numpy(self.table.lit).to(logits.device)
+        colour = lit_classes[logits[lit_classes, rows, cols].max(dim=0).indices]  # most likely lit colour
+        out[rows, cols] = torch.where(free.to(out.device), colour.to(out.dtype), out[rows, cols])
 
     # ---- inference on RGB frames (the public API) --------------------------------------------
     def _context_ids(self, context: np.ndarray) -> tuple[torch.Tensor, bool]:
@@ -729,6 +771,11 @@ class WorldModel(nn.Module):
             raise NeuralBreakoutError(f"latent action must be in 0..{self.config.latents - 1}, got {latent}")
         frames = self.table.to_rgb(self.predict_ids(ids, index).numpy())
         return frames[0] if single else frames
+
+
+def head_config(settings: dict) -> BallHeadConfig:
+    """A `BallHeadConfig` from a checkpoint's settings (lists back to tuples)."""
+    return BallHeadConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
 
 
 def load_world_model(path: str | Path | None = None) -> WorldModel:
