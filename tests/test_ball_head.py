@@ -320,3 +320,37 @@ def test_train_ball_head_returns_cli_adds_a_return_head(episodes_dir, tmp_path):
     assert model.summary["return_head"]["train_blinks"] > 0 and model.context_length == 3
     bad = run(*args, "--data", str(blinked), "--out", str(tmp_path / "o"), "--window", "20")
     assert bad.returncode != 0 and "--window 20" in bad.stderr
+
+
+def test_a_returning_ball_shows_and_a_ball_just_back_does_not_blink_out_again(monkeypatch):
+    """The return head's likeliest place inside a wall is passed over for the likeliest place where the
+    ball shows; a ball that just came back from a blink is not taken away again by the ball head."""
+    from worldmodel.ball_head import RETURN_WINDOW
+
+    torch.manual_seed(0)
+    model = WorldModel(dataclasses_replace(_model_with_head().config, return_head=dict(
+        window=RETURN_WINDOW, width=8, dilations=(1, 2)))).eval()
+    n = RETURN_WINDOW ** 2
+
+    def fake_return(x):  # first inside the right wall, then a free place
+        out = torch.zeros(len(x), n + 1)
+        out[:, target_index((154, 102), (140, 114), RETURN_WINDOW)] = 2.0
+        out[:, target_index((136, 102), (140, 114), RETURN_WINDOW)] = 1.0
+        return out
+
+    monkeypatch.setattr(model.return_head, "forward", fake_return)
+    logits = torch.zeros(1, len(COLORS), 210, 160)
+    decided = _frame_with_ball(None, 0)[None]
+    blinked = torch.stack([_frame_with_ball(134, 120), _frame_with_ball(140, 114), _frame_with_ball(None, 0)])[None]
+    assert torch.equal(model.place_ball_with_head(logits, decided.clone(), blinked)[0], _frame_with_ball(136, 102))
+
+    def gone_first(x):  # "no ball" first, then a place 6 px up and right
+        out = torch.zeros(len(x), 1601)
+        out[:, 1600], out[:, target_index((62, 96), (56, 102), 40)] = 2.0, 1.0
+        return out
+
+    monkeypatch.setattr(model.ball_head, "forward", gone_first)
+    back = torch.stack([_frame_with_ball(50, 120), _frame_with_ball(None, 0), _frame_with_ball(56, 102)])[None]
+    assert torch.equal(model.place_ball_with_head(logits, decided.clone(), back)[0], _frame_with_ball(62, 96))
+    flying = torch.stack([_frame_with_ball(44, 108), _frame_with_ball(50, 120), _frame_with_ball(56, 102)])[None]
+    assert torch.equal(model.place_ball_with_head(logits, decided.clone(), flying)[0], _frame_with_ball(None, 0))

@@ -20,7 +20,7 @@ from worldmodel.lam import one_hot_blocks
 from worldmodel.world_model import WorldModel, WorldModelConfig, events_to_bits, load_world_model
 
 COLORS = ((0, 0, 0), (142, 142, 142), (200, 72, 72), (66, 72, 200))
-PER_PIXEL = dict(one_ball=False, one_paddle=False, count_score=False, keep_gaps=False)  # each pixel's own argmax, nothing redrawn
+PER_PIXEL = dict(one_ball=False, one_paddle=False, count_score=False, keep_gaps=False, one_brick=False)  # each pixel's own argmax, nothing redrawn
 
 
 def tiny_model(context=2, codes=4, fine_dilations=(), event_codes=0, event_head=False) -> WorldModel:
@@ -945,3 +945,29 @@ def test_keep_gaps_clears_a_brick_that_comes_back_and_keeps_the_rest():
     assert np.array_equal(parse_frame(model.table.to_rgb(kept.numpy())).bricks, broken)
     assert torch.equal(kept, _frame_ids(0, broken))
     assert torch.equal(model.keep_gaps(context[:, -1], context)[0], context[0, -1])  # nothing comes back
+
+
+def test_one_brick_keeps_the_surest_of_two_removed_bricks_and_restores_the_other():
+    """Where the decoder takes two bricks in a step, only the cell whose pixels it gives the most
+    probability of black goes; the other gets the last frame's pixels back. One brick taken, or none,
+    is left as decided."""
+    from worldmodel.breakout import BRICK_H, BRICK_W, PLAYFIELD_LEFT
+
+    model = tiny_model().eval()
+    wall = np.ones((6, 18), dtype=bool)
+    context = torch.stack([_frame_ids(0, wall), _frame_ids(0, wall)])[None]
+    both = wall.copy()
+    both[0, 2] = both[5, 9] = False
+    decided = _frame_ids(0, both)[None]
+    kept = torch.zeros(1, len(COLORS), 210, 160)
+    for (row, col), odds in (((0, 2), 1.0), ((5, 9), 3.0)):  # the decoder is surer of (5, 9)
+        y, x = BRICK_TOP + row * BRICK_H, PLAYFIELD_LEFT + col * BRICK_W
+        kept[0, 0, y:y + BRICK_H, x:x + BRICK_W] = odds
+    one = wall.copy()
+    one[5, 9] = False
+    out = model.one_brick(decided, kept, context)[0]
+    assert torch.equal(out, _frame_ids(0, one))
+    assert np.array_equal(parse_frame(model.table.to_rgb(out.numpy())).bricks, one)
+    single = _frame_ids(0, one)[None]
+    assert torch.equal(model.one_brick(single, kept, context), single)
+    assert torch.equal(model.one_brick(context[:, -1], kept, context), context[:, -1])

@@ -315,9 +315,10 @@ def plot(report: dict, path: Path) -> Path:
 # weighting (`WorldModel.keep_bonus`); 3 = a stronger keep bonus on the digits' rows
 # (`hud_keep_bonus`); 4 = the ball is drawn as one whole ball (`one_ball`); 5 = the paddle is drawn as
 # one whole paddle (`one_paddle`); 6 = a stronger keep bonus on the brick rows (`brick_keep_bonus`);
-# 7 = the score digits drawn by the score rule (`count_score`); 8 = no brick comes back (`keep_gaps`).
+# 7 = the score digits drawn by the score rule (`count_score`); 8 = no brick comes back (`keep_gaps`);
+# 9 = at most one brick goes a step (`one_brick`).
 # The ablation reuses only reports of the current version.
-PREDICTION_VERSION = 8
+PREDICTION_VERSION = 9
 
 
 def ball_head_summary(model: WorldModel) -> dict | None:

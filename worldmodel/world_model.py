@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BRICK_H, BRICK_TOP, BRICK_W,
+from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BRICK_COLS, BRICK_H, BRICK_ROWS,
+                                  BRICK_TOP, BRICK_W,
                                   DIGIT_GLYPHS, DIGIT_H, DIGIT_TOP, DIGIT_W, FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM,
                                   PADDLE_TOP, PADDLE_WIDTHS,
                                   PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, RED,
@@ -137,6 +138,11 @@ class WorldModelConfig:
                                                             "empty: no brick comes back, as none does in the "
                                                             "recorded games (benchmarks/bricks_back.py); off: the "
                                                             "decoder's pixels decide"})
+    one_brick: bool = field(default=True, metadata={"help": "at most one brick goes a step, as in all 117,180 "
+                                                            "recorded transitions (benchmarks/bricks_back.py): "
+                                                            "where the decoder takes more, only the cell it is "
+                                                            "surest of goes, and the others stay as the last "
+                                                            "context frame shows them (`WorldModel.one_brick`)"})
     count_score: bool = field(default=True, metadata={"help": "draw the score digits as the score the last context "
                                                               "frame shows plus the points of the bricks the step "
                                                               "removed (`breakout.BRICK_POINTS`), instead of the "
@@ -449,6 +455,8 @@ class WorldModel(nn.Module):
             ids = self.place_digits(kept, ids)
         if self.config.keep_gaps:
             ids = self.keep_gaps(ids, context)
+        if self.config.one_brick:
+            ids = self.one_brick(ids, kept, context)
         if self.config.count_score:
             ids = self.count_score(ids, context)
         if self.config.one_paddle:
@@ -487,6 +495,36 @@ class WorldModel(nn.Module):
                 out = ids.clone()
             cells = np.kron(back, np.ones((BRICK_H, BRICK_W), dtype=bool))  # (36, 144)
             out[b, band, cols][torch.from_numpy(cells).to(out.device)] = black
+        return out
+
+    def one_brick(self, ids: torch.Tensor, kept: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Where a decided frame `ids` (B, 210, 160) lacks more than one brick cell that the last context
+        frame (`context` (B, k, 210, 160) class ids) shows (`breakout.bricks_of_lit`), only the cell whose
+        pixels have the highest mean log-probability of black in the logits with keep bonus `kept`
+        (B, K, 210, 160) stays cleared; the others get the last frame's pixels back. In the recorded
+        games no step removes two bricks."""
+        black = self.table.black
+        if black is None:
+            return ids
+        band, cols = slice(BRICK_TOP, BRICK_BOTTOM), slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT)
+        last_ids = context[:, -1, band, cols]
+        last = (last_ids != black).cpu().numpy()  # (B, 36, 144)
+        decided = (ids[:, band, cols] != black).cpu().numpy()
+        out = ids
+        for b in range(len(ids)):
+            gone = bricks_of_lit(last[b]) & ~bricks_of_lit(decided[b])  # (6, 18)
+            if gone.sum() <= 1:
+                continue
+            if out is ids:
+                out = ids.clone()
+            log_black = kept[b, :, band, cols].float().log_softmax(dim=0)[black]  # (36, 144)
+            surest = log_black.reshape(BRICK_ROWS, BRICK_H, BRICK_COLS, BRICK_W).mean(dim=(1, 3)).cpu().numpy()
+            rows, columns = np.nonzero(gone)
+            best = int(np.argmax(surest[rows, columns]))
+            gone[rows[best], columns[best]] = False  # the one brick that goes
+            cells = torch.from_numpy(np.kron(gone, np.ones((BRICK_H, BRICK_W), dtype=bool))).to(out.device)
+            region = out[b, band, cols]  # a view
+            region[cells] = last_ids[b][cells]
         return out
 
     def count_score(self, ids: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -693,16 +731,18 @@ class WorldModel(nn.Module):
         frames = [self.table.to_rgb(context[:, -i].cpu().numpy()) for i in range(1, min(context.shape[1], 3) + 1)]
         last, before = frames[0], frames[min(1, len(frames) - 1)]
         served, placed, returned = [], [], []  # frame indices, and for the heads: (b, input, ball seen, playfield)
+        back = []  # per placed frame: its ball just came back from a blink
         for b in range(len(ids)):
             ball, ball_before = parse_frame(last[b]).ball, parse_frame(before[b]).ball
+            ball_first = parse_frame(frames[2][b]).ball if self.returns and len(frames) == 3 else None
             if ball is not None:
                 playfield = read_playfield(decided[b])
                 x = head_input(lit_pixels(before[b]), lit_pixels(last[b]), lit_without_ball(decided[b], playfield),
                                ball_before, ball, head.config.window)
                 placed.append((b, x, ball, playfield))
+                back.append(ball_before is None and ball_first is not None)
                 continue
             if self.returns and len(frames) == 3:
-                ball_first = parse_frame(frames[2][b]).ball
                 if returning_ball(ball_first, ball_before):
                     playfield = read_playfield(decided[b])
                     x = head_input(lit_pixels(before[b]), lit_pixels(last[b]), lit_without_ball(decided[b], playfield),
@@ -713,17 +753,36 @@ class WorldModel(nn.Module):
         if served:
             index = torch.tensor(served, device=ids.device)
             out[index] = self.place_ball(logits[index], ids[index])
-        for cases, model, may_go in ((placed, head, True), (returned, self.return_head, False)):
-            if not cases:
-                continue
-            scores = model(torch.from_numpy(np.stack([c[1] for c in cases])).to(logits.device))  # (n, window ** 2 + 1)
-            choice = scores.argmax(dim=1) if may_go else scores[:, :-1].argmax(dim=1)
-            if may_go and not self.config.ball_blips:  # "gone" only where the game loses the ball for good
-                high = torch.tensor([c[2][1] < BALL_LOST_TOP for c in cases], device=scores.device)
-                choice = torch.where(high, scores[:, :-1].argmax(dim=1), choice)
-            for (b, _, ball, playfield), c in zip(cases, choice.tolist()):
-                self._draw_ball(out[b], logits[b], playfield, index_to_ball(c, ball, model.config.window))
+        if placed:
+            scores = head(torch.from_numpy(np.stack([c[1] for c in placed])).to(logits.device))  # (n, window ** 2 + 1)
+            # "gone" only where the game loses the ball for good (without blips), and never for a ball
+            # just back from a blink (the recorded games blink it out again in 8 of 675 such steps)
+            stays = torch.tensor([(not self.config.ball_blips and c[2][1] < BALL_LOST_TOP) or (just and c[2][1] <
+                                  BALL_LOST_TOP) for c, just in zip(placed, back)], device=scores.device)
+            choice = torch.where(stays, scores[:, :-1].argmax(dim=1), scores.argmax(dim=1))
+            for (b, _, ball, playfield), c in zip(placed, choice.tolist()):
+                self._draw_ball(out[b], logits[b], playfield, index_to_ball(c, ball, head.config.window))
+        if returned:
+            window = self.return_head.config.window
+            scores = self.return_head(torch.from_numpy(np.stack([c[1] for c in returned])).to(logits.device))
+            for (b, _, ball, playfield), row in zip(returned, scores[:, :-1]):
+                places = [index_to_ball(int(c), ball, window) for c in row.argsort(descending=True)[:64]]
+                shown = [p for p in places if self._shows(playfield, p)]  # the returning ball shows
+                self._draw_ball(out[b], logits[b], playfield, shown[0] if shown else places[0])
         return out
+
+    @staticmethod
+    def _shows(playfield, ball: tuple[int, int]) -> bool:
+        """Would a ball drawn at the parsed place `ball` (x, y) show at least half its pixels on the free
+        pixels of `playfield` (not in a wall, not on a brick)?"""
+        rows = drawn_rows(ball[1])
+        rows = slice(max(rows.start, PLAYFIELD_TOP), min(rows.stop, PLAYFIELD_BOTTOM))
+        cols = slice(max(ball[0], PLAYFIELD_LEFT), min(ball[0] + BALL_W, PLAYFIELD_RIGHT))
+        if rows.start >= rows.stop or cols.start >= cols.stop:
+            return False
+        free = playfield.free[rows.start - PLAYFIELD_TOP:rows.stop - PLAYFIELD_TOP,
+                              cols.start - PLAYFIELD_LEFT:cols.stop - PLAYFIELD_LEFT]
+        return int(free.sum()) * 2 >= BALL_H * BALL_W
 
     def _draw_ball(self, out: torch.Tensor, logits: torch.Tensor, playfield, ball: tuple[int, int] | None) -> None:
         """In the decided frame `out` (210, 160) (changed in place), clear the ball pixels `playfield`
