@@ -42,7 +42,6 @@ def main() -> None:
     print("| seed | bricks back | score fell | lives rose | ball vanished | lives lost | bricks broken | games |")
     print("|---|---|---|---|---|---|---|---|")
     for seed in [int(s) for s in args.seeds.split(",")]:
-        env.reset(seed=seed)
         result, _ = game_logic(env, EvaluatePlayConfig(data="", seed=seed), steps)
         v = result["violations"]
         for key, value in v.items():

@@ -483,19 +483,25 @@ class WorldModel(nn.Module):
         black = self.table.black
         if black is None:
             return ids
-        band, cols = slice(BRICK_TOP, BRICK_BOTTOM), slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT)
-        last = (context[:, -1, band, cols] != black).cpu().numpy()  # (B, 36, 144)
-        decided = (ids[:, band, cols] != black).cpu().numpy()
+        last, decided = self._brick_maps(ids, context)
         out = ids
         for b in range(len(ids)):
-            back = bricks_of_lit(decided[b]) & ~bricks_of_lit(last[b])  # (6, 18)
+            back = decided[b] & ~last[b]  # (6, 18)
             if not back.any():
                 continue
             if out is ids:
                 out = ids.clone()
             cells = np.kron(back, np.ones((BRICK_H, BRICK_W), dtype=bool))  # (36, 144)
-            out[b, band, cols][torch.from_numpy(cells).to(out.device)] = black
+            out[b, BRICK_TOP:BRICK_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT][torch.from_numpy(cells).to(out.device)] = black
         return out
+
+    def _brick_maps(self, ids: torch.Tensor, context: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """The (B, 6, 18) brick maps (`breakout.bricks_of_lit`) of the last context frame and of the
+        decided frames `ids` (B, 210, 160)."""
+        band, cols = slice(BRICK_TOP, BRICK_BOTTOM), slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT)
+        maps = [np.stack([bricks_of_lit(lit) for lit in (frames[:, band, cols] != self.table.black).cpu().numpy()])
+                for frames in (context[:, -1], ids)]
+        return maps[0], maps[1]
 
     def one_brick(self, ids: torch.Tensor, kept: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Where a decided frame `ids` (B, 210, 160) lacks more than one brick cell that the last context
@@ -508,11 +514,10 @@ class WorldModel(nn.Module):
             return ids
         band, cols = slice(BRICK_TOP, BRICK_BOTTOM), slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT)
         last_ids = context[:, -1, band, cols]
-        last = (last_ids != black).cpu().numpy()  # (B, 36, 144)
-        decided = (ids[:, band, cols] != black).cpu().numpy()
+        last, decided = self._brick_maps(ids, context)
         out = ids
         for b in range(len(ids)):
-            gone = bricks_of_lit(last[b]) & ~bricks_of_lit(decided[b])  # (6, 18)
+            gone = last[b] & ~decided[b]  # (6, 18)
             if gone.sum() <= 1:
                 continue
             if out is ids:
@@ -728,13 +733,16 @@ class WorldModel(nn.Module):
             return ids
         out = ids.clone()
         decided = self.table.to_rgb(ids.cpu().numpy())
-        frames = [self.table.to_rgb(context[:, -i].cpu().numpy()) for i in range(1, min(context.shape[1], 3) + 1)]
-        last, before = frames[0], frames[min(1, len(frames) - 1)]
+        last = self.table.to_rgb(context[:, -1].cpu().numpy())
+        before = self.table.to_rgb(context[:, -2].cpu().numpy()) if context.shape[1] > 1 else last
+        first = self.returns and context.shape[1] > 2  # the return head reads the ball 3 frames back
         served, placed, returned = [], [], []  # frame indices, and for the heads: (b, input, ball seen, playfield)
         back = []  # per placed frame: its ball just came back from a blink
         for b in range(len(ids)):
             ball, ball_before = parse_frame(last[b]).ball, parse_frame(before[b]).ball
-            ball_first = parse_frame(frames[2][b]).ball if self.returns and len(frames) == 3 else None
+            ball_first = None
+            if first and (ball is None or ball_before is None):  # only then is it read
+                ball_first = parse_frame(self.table.to_rgb(context[b, -3].cpu().numpy())).ball
             if ball is not None:
                 playfield = read_playfield(decided[b])
                 x = head_input(lit_pixels(before[b]), lit_pixels(last[b]), lit_without_ball(decided[b], playfield),
@@ -742,13 +750,12 @@ class WorldModel(nn.Module):
                 placed.append((b, x, ball, playfield))
                 back.append(ball_before is None and ball_first is not None)
                 continue
-            if self.returns and len(frames) == 3:
-                if returning_ball(ball_first, ball_before):
-                    playfield = read_playfield(decided[b])
-                    x = head_input(lit_pixels(before[b]), lit_pixels(last[b]), lit_without_ball(decided[b], playfield),
-                                   ball_first, ball_before, self.return_head.config.window)
-                    returned.append((b, x, ball_before, playfield))
-                    continue
+            if first and returning_ball(ball_first, ball_before):
+                playfield = read_playfield(decided[b])
+                x = head_input(lit_pixels(before[b]), lit_pixels(last[b]), lit_without_ball(decided[b], playfield),
+                               ball_first, ball_before, self.return_head.config.window)
+                returned.append((b, x, ball_before, playfield))
+                continue
             served.append(b)
         if served:
             index = torch.tensor(served, device=ids.device)
@@ -757,8 +764,8 @@ class WorldModel(nn.Module):
             scores = head(torch.from_numpy(np.stack([c[1] for c in placed])).to(logits.device))  # (n, window ** 2 + 1)
             # "gone" only where the game loses the ball for good (without blips), and never for a ball
             # just back from a blink (the recorded games blink it out again in 8 of 675 such steps)
-            stays = torch.tensor([(not self.config.ball_blips and c[2][1] < BALL_LOST_TOP) or (just and c[2][1] <
-                                  BALL_LOST_TOP) for c, just in zip(placed, back)], device=scores.device)
+            stays = torch.tensor([c[2][1] < BALL_LOST_TOP and (just or not self.config.ball_blips)
+                                  for c, just in zip(placed, back)], device=scores.device)
             choice = torch.where(stays, scores[:, :-1].argmax(dim=1), scores.argmax(dim=1))
             for (b, _, ball, playfield), c in zip(placed, choice.tolist()):
                 self._draw_ball(out[b], logits[b], playfield, index_to_ball(c, ball, head.config.window))
@@ -772,33 +779,35 @@ class WorldModel(nn.Module):
         return out
 
     @staticmethod
-    def _shows(playfield, ball: tuple[int, int]) -> bool:
-        """Would a ball drawn at the parsed place `ball` (x, y) show at least half its pixels on the free
-        pixels of `playfield` (not in a wall, not on a brick)?"""
+    def _ball_patch(playfield, ball: tuple[int, int]) -> tuple[slice, slice, np.ndarray] | None:
+        """The frame rows and columns a ball at the parsed place `ball` (x, y) is drawn on, cut to the
+        playfield, and which of those pixels are free in `playfield`; None if none lies inside."""
         rows = drawn_rows(ball[1])
         rows = slice(max(rows.start, PLAYFIELD_TOP), min(rows.stop, PLAYFIELD_BOTTOM))
         cols = slice(max(ball[0], PLAYFIELD_LEFT), min(ball[0] + BALL_W, PLAYFIELD_RIGHT))
         if rows.start >= rows.stop or cols.start >= cols.stop:
-            return False
+            return None
         free = playfield.free[rows.start - PLAYFIELD_TOP:rows.stop - PLAYFIELD_TOP,
                               cols.start - PLAYFIELD_LEFT:cols.stop - PLAYFIELD_LEFT]
-        return int(free.sum()) * 2 >= BALL_H * BALL_W
+        return rows, cols, free
+
+    def _shows(self, playfield, ball: tuple[int, int]) -> bool:
+        """Would a ball drawn at the parsed place `ball` (x, y) show at least half its pixels on the free
+        pixels of `playfield` (not in a wall, not on a brick)?"""
+        patch = self._ball_patch(playfield, ball)
+        return patch is not None and int(patch[2].sum()) * 2 >= BALL_H * BALL_W
 
     def _draw_ball(self, out: torch.Tensor, logits: torch.Tensor, playfield, ball: tuple[int, int] | None) -> None:
         """In the decided frame `out` (210, 160) (changed in place), clear the ball pixels `playfield`
         read from it and draw a 2x4 ball at the parsed place `ball` (x, y) (None: no ball) on the free
         pixels, each in its most likely lit colour of `logits` (K, 210, 160)."""
-        top, bottom, left, right = PLAYFIELD_TOP, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT
-        region = out[top:bottom, left:right]  # a view
+        region = out[PLAYFIELD_TOP:PLAYFIELD_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_RIGHT]  # a view
         region[torch.from_numpy(playfield.ball_pixels).to(out.device)] = self.table.black
-        if ball is None:
+        patch = None if ball is None else self._ball_patch(playfield, ball)
+        if patch is None:
             return
-        rows = drawn_rows(ball[1])
-        rows = slice(max(rows.start, top), min(rows.stop, bottom))
-        cols = slice(max(ball[0], left), min(ball[0] + BALL_W, right))
-        if rows.start >= rows.stop or cols.start >= cols.stop:
-            return
-        free = torch.from_numpy(playfield.free[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left])
+        rows, cols, free = patch
+        free = torch.from_numpy(free)
         lit_classes = torch.from_numpy(self.table.lit).to(logits.device)
         colour = lit_classes[logits[lit_classes, rows, cols].max(dim=0).indices]  # most likely lit colour
         out[rows, cols] = torch.where(free.to(out.device), colour.to(out.dtype), out[rows, cols])
