@@ -138,6 +138,12 @@ def cmd_train_ball_head(args: argparse.Namespace) -> int:
         kept = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in sizes}
         config = BallHeadTrainConfig.tiny(config.data, config.world_model, config.out, **kept)
     summary = train_ball_head(config, progress=not args.quiet)
+    if config.bricks:
+        print(f"held out: brick head exact {100 * summary['exact']:.1f}% of {summary['samples']} samples, on the "
+              f"{summary['hits']} that break a brick {100 * (summary['hit_exact'] or 0):.1f}%, on the others "
+              f"{100 * (summary['none_exact'] or 0):.1f}%; wrote {config.out}/world_model.pt")
+        print(json.dumps({k: v for k, v in summary.items() if k not in ("training_config", "held_out_episodes")}))
+        return 0
     what = "ball after a blink" if config.returns else "next ball"
     print(f"held out: {what} within 1 px {100 * summary['ball_within_1px']:.1f}% of {summary['samples']} "
           f"samples with a ball next, all samples {100 * summary['within_1px']:.1f}%; wrote {config.out}/world_model.pt")
@@ -399,7 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "accuracy on the world model's held-out episodes, and write "
                                          "OUT/world_model.pt: the given world model with the head added. With "
                                          "--returns, the return head instead: where a ball that blinked out for a "
-                                         "frame as it bounced shows again. Resumes from OUT/checkpoint.pt.")
+                                         "frame as it bounced shows again. With --bricks, the brick head: which "
+                                         "brick the step breaks, if any. Resumes from OUT/checkpoint.pt.")
     add_config_arguments(q, BallHeadTrainConfig)
     q.add_argument("--tiny", action="store_true", help="a few updates of a tiny head (smoke test)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -98,6 +98,15 @@ def _model_with_head() -> WorldModel:
                                        ball_head=dict(window=40, width=8, dilations=(1, 2)))).eval()
 
 
+def _fake_head(chosen: dict):
+    """A head's forward for a 40-px window that always scores `chosen["index"]` highest."""
+    def forward(x):
+        out = torch.zeros(len(x), 1601)
+        out[:, chosen["index"]] = 1.0
+        return out
+    return forward
+
+
 def _frame_with_ball(x: int | None, y: int) -> torch.Tensor:
     ids = torch.zeros(210, 160, dtype=torch.uint8)
     ids[:32] = 1  # the top wall
@@ -116,13 +125,7 @@ def test_the_head_places_the_ball_or_takes_it_away(monkeypatch):
     decided = _frame_with_ball(70, 100)[None]  # the decoder's ball, somewhere else
     logits = torch.zeros(1, len(COLORS), 210, 160)
     chosen = {}
-
-    def fake_head(x):
-        out = torch.zeros(len(x), 1601)
-        out[:, chosen["index"]] = 1.0
-        return out
-
-    monkeypatch.setattr(model.ball_head, "forward", fake_head)
+    monkeypatch.setattr(model.ball_head, "forward", _fake_head(chosen))
     chosen["index"] = target_index((62, 108), (56, 114), 40)
     placed = model.place_ball_with_head(logits, decided.clone(), context)[0]
     assert torch.equal(placed, _frame_with_ball(62, 108))
@@ -354,3 +357,123 @@ def test_a_returning_ball_shows_and_a_ball_just_back_does_not_blink_out_again(mo
     assert torch.equal(model.place_ball_with_head(logits, decided.clone(), back)[0], _frame_with_ball(62, 96))
     flying = torch.stack([_frame_with_ball(44, 108), _frame_with_ball(50, 120), _frame_with_ball(56, 102)])[None]
     assert torch.equal(model.place_ball_with_head(logits, decided.clone(), flying)[0], _frame_with_ball(None, 0))
+
+
+def test_brick_samples_target_the_cell_the_step_breaks(recorded_episode):
+    from worldmodel.ball_head import brick_centres, near_bricks
+
+    frames = recorded_episode[3]
+    stored, origins, targets, outside, _ = episode_samples(frames, 40, bricks=True)
+    infos = [parse_frame(f) for f in frames]
+    near = [t for t in range(len(frames) - 1) if infos[t].ball is not None and near_bricks(infos[t].ball, 40)]
+    assert len(targets) == len(near) > 0 and outside == 0  # one brick a step at most, near the ball
+    hits = 0
+    for i, t in enumerate(near):
+        removed = infos[t].bricks & ~infos[t + 1].bricks
+        assert np.array_equal(stored[i, 2], stored[i, 1])  # the last frame stands in for the next
+        if removed.any():
+            hits += 1
+            assert brick_centres(infos[t].bricks, infos[t].ball, 40)[int(targets[i])] == tuple(np.argwhere(removed)[0])
+        else:
+            assert targets[i] == 40 * 40
+    assert hits == int((targets != 40 * 40).sum()) > 0
+
+
+def _frame_with_bricks(ball: tuple[int, int] | None, gone: tuple = ()) -> torch.Tensor:
+    from worldmodel.breakout import BRICK_H, BRICK_TOP, BRICK_W
+
+    ids = _frame_with_ball(None, 0)
+    ids[BRICK_TOP:BRICK_TOP + 6 * BRICK_H, 8:152] = 3  # six rows of blue bricks
+    for row, col in gone:
+        ids[BRICK_TOP + row * BRICK_H:BRICK_TOP + (row + 1) * BRICK_H, 8 + col * BRICK_W:8 + (col + 1) * BRICK_W] = 0
+    if ball is not None:
+        ids[ball[1]:ball[1] + BALL_H, ball[0]:ball[0] + BALL_W] = 1
+    return ids
+
+
+def test_the_brick_head_decides_which_brick_goes(monkeypatch):
+    """Where the last frame shows a ball near the bricks, the next frame has the last frame's bricks
+    less the cell the head chooses (a cell the decoder also took comes back); "none" keeps them all;
+    a ball far from the bricks breaks none; a frame without a ball keeps the decoder's bricks."""
+    from worldmodel.ball_head import cell_centre
+    from worldmodel.breakout import parse_bricks
+
+    torch.manual_seed(0)
+    model = WorldModel(WorldModelConfig(colors=COLORS, context=2, codes=4, widths=(8, 16, 32), encoder_width=8,
+                                        brick_head=dict(window=40, width=8, dilations=(1, 2)))).eval()
+    chosen = {}
+    monkeypatch.setattr(model.brick_head, "forward", _fake_head(chosen))
+    bricks = lambda ids: parse_bricks(model.table.to_rgb(ids.numpy()))  # noqa: E731
+    context = torch.stack([_frame_with_bricks((60, 110)), _frame_with_bricks((62, 100))])[None]  # going up
+    decided = _frame_with_bricks((64, 96), gone=((5, 7), (5, 9)))[None]  # the decoder took two cells
+    chosen["index"] = target_index(cell_centre(5, 6), (62, 100), 40)
+    out = model.place_bricks(decided.clone(), context)[0]
+    want = np.ones((6, 18), bool)
+    want[5, 6] = False
+    assert np.array_equal(bricks(out), want)
+    chosen["index"] = 1600  # none
+    assert np.array_equal(bricks(model.place_bricks(decided.clone(), context)[0]), np.ones((6, 18), bool))
+    chosen["index"] = target_index(cell_centre(5, 6), (62, 150), 40)
+    far = torch.stack([_frame_with_bricks((60, 160)), _frame_with_bricks((62, 150))])[None]
+    assert np.array_equal(bricks(model.place_bricks(decided.clone(), far)[0]), np.ones((6, 18), bool))
+    served = torch.stack([_frame_with_bricks(None), _frame_with_bricks(None)])[None]
+    assert torch.equal(model.place_bricks(decided.clone(), served), decided)
+
+
+def test_train_ball_head_bricks_cli_adds_a_brick_head(episodes_dir, tmp_path):
+    world = tmp_path / "wm"
+    assert run("train", "world-model", "--data", str(episodes_dir), "--out", str(world), "--tiny",
+               "--quiet").returncode == 0
+    args = ("train", "ball-head", "--data", str(episodes_dir), "--world-model", str(world / "world_model.pt"),
+            "--tiny", "--quiet", "--threads", "1", "--bricks")
+    both = run(*args, "--returns", "--out", str(tmp_path / "both"))
+    assert both.returncode != 0 and "--returns and --bricks" in both.stderr
+    result = run(*args, "--out", str(tmp_path / "bricks"))
+    assert result.returncode == 0, result.stderr
+    assert "brick head exact" in result.stdout
+    model = load_world_model(tmp_path / "bricks" / "world_model.pt")
+    assert model.brick_head is not None and model.ball_head is None
+    assert model.summary["brick_head"]["steps"] == 4 and model.summary["brick_head"]["train_samples"] > 0
+    context = np.stack([np.zeros((210, 160, 3), np.uint8)] * 2)
+    assert model.predict(context, 0).shape == (210, 160, 3)
+
+
+def test_a_first_ball_head_reads_the_ball_three_frames_back(monkeypatch):
+    """With `first_ball` the head's input has a box at the ball of the oldest of three context frames,
+    and the world model asks for that frame (context_length 3)."""
+    from worldmodel.ball_head import head_input
+
+    config = BallHeadConfig(window=40, width=8, dilations=(1, 2), first_ball=True)
+    lit = np.zeros((210, 160), bool)
+    x = head_input(lit, lit, lit, (50, 120), (56, 114), 40, True, (44, 126))
+    assert x.shape == (9, 40, 40) and BallHead(config)(torch.from_numpy(x)[None]).shape == (1, 1601)
+    x0, y0 = 56 - 20, 114 - 20
+    assert x[6, 126 - y0:130 - y0, 44 - x0:46 - x0].all() and x[6].sum() == BALL_H * BALL_W
+    assert np.array_equal(x[:6], head_input(lit, lit, lit, (50, 120), (56, 114), 40)[:6])
+    torch.manual_seed(0)
+    model = WorldModel(WorldModelConfig(colors=COLORS, context=2, codes=4, widths=(8, 16, 32), encoder_width=8,
+                                        ball_head=dict(window=40, width=8, dilations=(1, 2),
+                                                       first_ball=True))).eval()
+    assert model.context_length == 3
+    seen = []
+
+    def fake_head(x):
+        seen.append(x)
+        return torch.zeros(len(x), 1601)
+
+    monkeypatch.setattr(model.ball_head, "forward", fake_head)
+    context = torch.stack([_frame_with_ball(44, 126), _frame_with_ball(50, 120), _frame_with_ball(56, 114)])[None]
+    model.predict_ids(context, torch.tensor([0]))
+    assert seen and seen[0].shape == (1, 9, 40, 40) and torch.equal(seen[0][0, 6], torch.from_numpy(x[6]))
+
+
+def test_one_head_at_a_time_and_no_first_ball_for_the_return_head():
+    import pytest
+
+    from train.ball_head import BallHeadTrainConfig
+
+    with pytest.raises(ValueError, match="--returns and --bricks"):
+        BallHeadTrainConfig(data="d", returns=True, bricks=True)
+    with pytest.raises(ValueError, match="--first-ball"):
+        BallHeadTrainConfig(data="d", returns=True, first_ball=True)
+    assert BallHeadTrainConfig(data="d", bricks=True, first_ball=True).head.channels == 9

@@ -16,6 +16,12 @@ is the head's (`head_input`) one frame back: the window sits on the last ball se
 those of its frame, the ball-less frame and the next frame with its ball erased. Each batch draws
 `real_share` of its samples from the real blinks; held-out figures are on real blinks only.
 
+With `--bricks` it trains the brick head instead (`WorldModelConfig.brick_head`): which brick the
+step breaks, if any. Its samples are the transitions whose frame shows a ball whose window reaches the
+brick band (`near_bricks`), the input `brick_input` (no next frame), the class the removed cell's
+centre or "none" (`brick_target`); a step that removes two cells (none in the recorded games) is left
+out. Held-out figures are given over all samples and over the steps that break a brick.
+
 Resumes from OUT/checkpoint.pt (the head, optimizer, step and generator, written every few minutes
 and at the end; the samples are read again from the episodes). Writes OUT/world_model.pt: the world
 model checkpoint given, its weights untouched, with the head and its training summary added, and
@@ -35,13 +41,13 @@ import torch
 
 from train.logger import RunLogger, command_line
 from train.world_model import model_split, peak_rss_gb
-from worldmodel.ball_head import (H, INPUT_CHANNELS, MAX_STEP, RETURN_WINDOW, W, BallHead, BallHeadConfig, head_input,
-                                  lit_without_ball, placement_metrics, returning_ball, target_index, window_origin)
+from worldmodel.ball_head import (H, MAX_STEP, RETURN_WINDOW, W, BallHead, BallHeadConfig, brick_input,
+                                  brick_target, head_input, lit_without_ball, near_bricks, placement_metrics,
+                                  returning_ball, target_index, window_origin)
 from worldmodel.breakout import BALL_LOST_TOP, lit_pixels, parse_frame, read_playfield
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.world_model import WORLD_MODEL_KIND
 
-STORED_CHANNELS = INPUT_CHANNELS - 2  # the row and column channels are made from the window's origin
 
 
 @dataclass(frozen=True)
@@ -64,11 +70,17 @@ class BallHeadTrainConfig:
     returns: bool = field(default=False, metadata={"help": "train the return head (where a ball that blinked out "
                                                            "shows again) instead of the ball head, and add it as "
                                                            "the world model's `return_head`"})
+    bricks: bool = field(default=False, metadata={"help": "train the brick head (which brick the step breaks, if "
+                                                          "any) instead of the ball head, and add it as the world "
+                                                          "model's `brick_head`"})
     real_share: float = field(default=0.5, metadata={"help": "with --returns: share of each batch drawn from real "
                                                              "blinks (the rest: balls erased from frames)"})
     synthetic_every: int = field(default=4, metadata={"help": "with --returns: one synthetic sample per this many "
                                                               "transitions with a ball"})
     width: int = field(default=24, metadata={"help": "convolution channels"})
+    first_ball: bool = field(default=False, metadata={"help": "the head also reads the ball of the frame before the "
+                                                              "two (`BallHeadConfig.first_ball`; the world model then "
+                                                              "reads 3 context frames); not with --returns"})
     held_out: int = field(default=20_000, metadata={"help": "held-out samples to measure on (at most)"})
     eval_every: int = field(default=500, metadata={"help": "updates between held-out measurements"})
     checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between resumable checkpoints"})
@@ -84,6 +96,10 @@ class BallHeadTrainConfig:
                    eval_every=2, max_episodes=4, wandb=False, **options)
 
     def __post_init__(self):
+        if self.returns and self.bricks:
+            raise ValueError("--returns and --bricks: one head at a time")
+        if self.returns and self.first_ball:
+            raise ValueError("--first-ball: for the ball head and the brick head, not with --returns")
         if self.window is not None and self.returns and self.window < 2 * MAX_STEP + 8:
             raise ValueError(f"--window {self.window}: a return head needs at least {2 * MAX_STEP + 8} px (the ball "
                              f"moves up to {MAX_STEP} px a step, two steps)")
@@ -95,24 +111,30 @@ class BallHeadTrainConfig:
     @property
     def head(self) -> BallHeadConfig:
         window = self.window if self.window is not None else RETURN_WINDOW if self.returns else 40
-        return BallHeadConfig(window=window, width=self.width)
+        return BallHeadConfig(window=window, width=self.width, first_ball=self.first_ball)
 
     @property
     def name(self) -> str:
         """The head's name in the world model checkpoint."""
-        return "return_head" if self.returns else "ball_head"
+        return "return_head" if self.returns else "brick_head" if self.bricks else "ball_head"
 
 
-def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synthetic_every: int = 4
+def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synthetic_every: int = 4,
+                    bricks: bool = False, first: bool = False
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """The samples of one episode's RGB frames (T+1, 210, 160, 3): inputs without the row and column
-    channels (N, 6, window, window) uint8, window origins (N, 2) int64 (x0, y0), targets (N,) int64,
+    channels (N, 6, window, window) uint8 (7 with `first`: the ball head's and brick head's input
+    reads the ball of frame t-2 too, `head_input`), window origins (N, 2) int64 (x0, y0), targets (N,) int64,
     how many transitions were left out because the next ball lay outside the window, and which
     samples are real blinks (N,) bool (all False for the ball head).
 
     With `returns`, the return head's samples: each transition t -> t+1 whose frames t-2 and t-1 show
     a ball (`returning_ball`), the window on the ball of t-1. Where frame t shows no ball it is a
-    real blink; where it does, one in `synthetic_every` become synthetic blinks, the ball erased."""
+    real blink; where it does, one in `synthetic_every` become synthetic blinks, the ball erased.
+
+    With `bricks`, the brick head's samples: each transition whose frame t shows a ball near the
+    bricks (`near_bricks`), the class the cell it breaks (`brick_target`); "outside" then also counts
+    the steps that break two cells."""
     playfields = [read_playfield(f) for f in frames]
     infos = [parse_frame(f, p) for f, p in zip(frames, playfields)]
     lit = [lit_pixels(f) for f in frames]
@@ -126,6 +148,21 @@ def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synt
                 continue
             seen, before = t - 1, t - 2
             blank = lit[t] if blink else lit_without_ball(frames[t], playfields[t])
+        elif bricks:
+            if infos[t].ball is None or not near_bricks(infos[t].ball, window):
+                continue
+            before, last = max(t - 1, 0), infos[t].ball
+            target = brick_target(infos[t].bricks & ~infos[t + 1].bricks, last, window)
+            if target is None:
+                outside += 1
+                continue
+            x = brick_input(lit[before], lit[t], infos[before].ball, last, window, first,
+                            infos[t - 2].ball if t >= 2 else None)
+            inputs.append(x[:-2].astype(np.uint8))  # the row and column channels are made from the origin
+            origins.append(window_origin(last, window))
+            targets.append(target)
+            blinks.append(False)
+            continue
         else:
             if infos[t].ball is None:
                 continue
@@ -140,24 +177,26 @@ def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synt
         if returns:
             x = head_input(lit[seen], blank, next_lit, infos[before].ball, last, window)
         else:
-            x = head_input(lit[before], lit[t], next_lit, infos[before].ball, last, window)
-        inputs.append(x[:STORED_CHANNELS].astype(np.uint8))
+            x = head_input(lit[before], lit[t], next_lit, infos[before].ball, last, window, first,
+                           infos[t - 2].ball if t >= 2 else None)
+        inputs.append(x[:-2].astype(np.uint8))
         origins.append(window_origin(last, window))
         targets.append(target)
         blinks.append(blink)
     if not inputs:
-        empty = np.zeros((0, STORED_CHANNELS, window, window), dtype=np.uint8)
+        empty = np.zeros((0, 6 + int(first), window, window), dtype=np.uint8)
         return empty, np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64), outside, np.zeros(0, dtype=bool)
     return (np.stack(inputs), np.array(origins, dtype=np.int64), np.array(targets, dtype=np.int64), outside,
             np.array(blinks, dtype=bool))
 
 
-def path_samples(path: Path, window: int, returns: bool = False, synthetic_every: int = 4) -> tuple:
+def path_samples(path: Path, window: int, returns: bool = False, synthetic_every: int = 4,
+                 bricks: bool = False, first: bool = False) -> tuple:
     """`episode_samples` of an episode file, its inputs packed 8 pixels to a byte (`pack_inputs`)."""
     from collect.episodes import load_episode
 
     inputs, origins, targets, outside, blinks = episode_samples(load_episode(path).frames, window, returns,
-                                                                synthetic_every)
+                                                                synthetic_every, bricks, first)
     return pack_inputs(inputs), origins, targets, outside, blinks
 
 
@@ -168,7 +207,7 @@ def pack_inputs(inputs: np.ndarray) -> np.ndarray:
 
 
 def read_samples(paths: list[Path], window: int, workers: int, progress: bool, desc: str, returns: bool = False,
-                 synthetic_every: int = 4) -> tuple:
+                 synthetic_every: int = 4, bricks: bool = False, first: bool = False) -> tuple:
     """The samples of some episodes, read by `workers` processes: (inputs, origins, targets, left out,
     real blinks) (`episode_samples`)."""
     from functools import partial
@@ -176,7 +215,8 @@ def read_samples(paths: list[Path], window: int, workers: int, progress: bool, d
 
     from tqdm import tqdm
 
-    read = partial(path_samples, window=window, returns=returns, synthetic_every=synthetic_every)
+    read = partial(path_samples, window=window, returns=returns, synthetic_every=synthetic_every, bricks=bricks,
+                   first=first)
     if workers > 1:
         with get_context("spawn").Pool(workers) as pool:  # `with` ends the pool once every result is in
             parts = list(tqdm(pool.imap(read, paths), total=len(paths), desc=desc, unit="ep", disable=not progress))
@@ -206,8 +246,8 @@ def extra_paths(extra: str, data: str, held_paths: list[Path]) -> list[Path]:
 
 
 def to_input(packed: np.ndarray, origins: np.ndarray, window: int) -> torch.Tensor:
-    """Stored samples packed by `pack_inputs` (B, 6, c, ceil(c / 8)) and their origins (B, 2) -> the head's
-    input (B, 8, c, c)."""
+    """Stored samples packed by `pack_inputs` (B, 6 or 7, c, ceil(c / 8)) and their origins (B, 2) -> the
+    head's input (B, 8 or 9, c, c)."""
     stored = np.unpackbits(packed, axis=-1, count=window)
     b = len(stored)
     steps = torch.arange(window, dtype=torch.float32)
@@ -217,8 +257,10 @@ def to_input(packed: np.ndarray, origins: np.ndarray, window: int) -> torch.Tens
 
 
 @torch.no_grad()
-def measure(head: BallHead, samples: tuple[np.ndarray, ...], batch: int = 512) -> dict:
-    """Held-out exact and within-1-px rates, over all samples and over those whose next frame has a ball."""
+def measure(head: BallHead, samples: tuple[np.ndarray, ...], batch: int = 512, bricks: bool = False) -> dict:
+    """Held-out exact and within-1-px rates, over all samples and over those whose next frame has a ball
+    (`bricks`: the brick head's exact rates, over all samples, the steps that break a brick, and the
+    steps that break none)."""
     head.eval()
     stored, origins, targets = samples[:3]
     predicted = []
@@ -227,6 +269,12 @@ def measure(head: BallHead, samples: tuple[np.ndarray, ...], batch: int = 512) -
     head.train()
     predicted, target = torch.cat(predicted), torch.from_numpy(targets)
     ball = target != head.config.positions
+    if bricks:
+        return {"held_out/exact": float((predicted == target).float().mean()),
+                "held_out/hit_exact": float((predicted[ball] == target[ball]).float().mean()) if ball.any() else None,
+                "held_out/none_exact": (float((predicted[~ball] == target[~ball]).float().mean())
+                                        if (~ball).any() else None),
+                "held_out/hits": int(ball.sum()), "held_out/samples": len(target)}
     out = {f"held_out/{k}": v for k, v in placement_metrics(predicted, target, head.config.window).items()}
     out.update({f"held_out/ball_{k}": v for k, v in placement_metrics(predicted[ball], target[ball],
                                                                       head.config.window).items()})
@@ -253,7 +301,8 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
     started = time.time()
     workers = max(1, min(config.threads, os.cpu_count() or 1))
     window = config.head.window
-    read = dict(returns=config.returns, synthetic_every=config.synthetic_every)
+    read = dict(returns=config.returns, synthetic_every=config.synthetic_every, bricks=config.bricks,
+                first=config.first_ball)
     train = read_samples(train_paths, window, workers, progress, "read training episodes", **read)
     held = read_samples(held_paths, window, workers, progress, "read held-out episodes", **read)
     rng = np.random.default_rng(config.seed)
@@ -263,7 +312,8 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
         keep = np.sort(rng.choice(len(held[2]), config.held_out, replace=False))
         held = (*(a[keep] for a in held[:3]), held[3], held[4][keep])
     if len(train[2]) == 0:
-        raise ValueError(f"{config.data}: no training transition shows a ball")
+        raise ValueError(f"{config.data}: no training transition shows a ball" + (" near the bricks" if config.bricks
+                                                                                   else ""))
     blinks, others = np.flatnonzero(train[4]), np.flatnonzero(~train[4])
     if config.returns and len(blinks) == 0:
         raise ValueError(f"{config.data}: no training transition shows a ball blinking out mid-field")
@@ -297,7 +347,8 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
 
     t0 = time.time()
     last_save = time.time()
-    bar = tqdm(total=config.steps, initial=step, desc="train ball head", unit="step", disable=not progress)
+    bar = tqdm(total=config.steps, initial=step, desc=f"train {config.name.replace('_', ' ')}", unit="step",
+               disable=not progress)
     metrics: dict = {}
     while step < config.steps:
         if config.returns:  # `real_share` real blinks, the rest synthetic (if any)
@@ -316,22 +367,24 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
         optimizer.step()
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{metrics['loss']:.3f}", within_1px=f"{metrics['within_1px']:.3f}")
+        bar.set_postfix(loss=f"{metrics['loss']:.3f}", **{"exact" if config.bricks else "within_1px":
+                                                          f"{metrics['exact' if config.bricks else 'within_1px']:.3f}"})
         logged = {f"train/{k}": v for k, v in metrics.items()}
         if step % config.eval_every == 0 or step == config.steps:
-            logged.update(measure(head, held))
+            logged.update(measure(head, held, bricks=config.bricks))
         logger.log(logged, step)
         if time.time() - last_save > 60 * config.checkpoint_minutes or step == config.steps:
             save_resume()
             last_save = time.time()
     bar.close()
-    held_metrics = measure(head, held)
+    held_metrics = measure(head, held, bricks=config.bricks)
     hours = (elapsed + time.time() - t0) / 3600
     summary = dict(
         command=command_line("neural-breakout train ball-head", config, ("data", "world_model", "out")),
         training_config=dataclasses.asdict(config), steps=step, train_hours=round(hours, 3),
         reading_minutes=round((t0 - started) / 60, 2), peak_rss_gb=round(peak_rss_gb(), 2),
         train_episodes=len(train_paths), train_samples=int(len(train[2])), train_blinks=int(len(blinks)),
+        train_hits=int((train[2] != window * window).sum()) if config.bricks else None,
         outside_window=int(train[3] + held[3]),
         held_out_episodes=[p.name for p in held_paths], **{k.split("/", 1)[1]: v for k, v in held_metrics.items()})
     logger.log({f"final/{k}": v for k, v in summary.items() if isinstance(v, (int, float))}, step)

@@ -316,9 +316,10 @@ def plot(report: dict, path: Path) -> Path:
 # (`hud_keep_bonus`); 4 = the ball is drawn as one whole ball (`one_ball`); 5 = the paddle is drawn as
 # one whole paddle (`one_paddle`); 6 = a stronger keep bonus on the brick rows (`brick_keep_bonus`);
 # 7 = the score digits drawn by the score rule (`count_score`); 8 = no brick comes back (`keep_gaps`);
-# 9 = at most one brick goes a step (`one_brick`).
+# 9 = at most one brick goes a step (`one_brick`); 10 = the brick head decides the bricks wherever the
+# last frame shows a ball (`place_bricks`, with a brick head).
 # The ablation reuses only reports of the current version.
-PREDICTION_VERSION = 9
+PREDICTION_VERSION = 10
 
 
 def ball_head_summary(model: WorldModel) -> dict | None:
@@ -327,6 +328,15 @@ def ball_head_summary(model: WorldModel) -> dict | None:
         return None
     summary = model.summary.get("ball_head", {})
     return {k: summary.get(k) for k in ("command", "steps", "train_hours", "reading_minutes", "ball_within_1px")}
+
+
+def brick_head_summary(model: WorldModel) -> dict | None:
+    """How the model's brick head was trained and what it measured (None: no brick head, or not used)."""
+    if model.brick_head is None or not model.config.use_brick_head:
+        return None
+    summary = model.summary.get("brick_head", {})
+    return {k: summary.get(k) for k in ("command", "steps", "train_hours", "reading_minutes", "exact", "hit_exact",
+                                        "none_exact")}
 
 
 def paddle_table_summary(model: WorldModel) -> dict | None:
@@ -356,6 +366,7 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
                              hud_keep_bonus=model.config.hud_keep_bonus,
                              brick_keep_bonus=model.config.brick_keep_bonus, one_ball=model.config.one_ball,
                              one_paddle=model.config.one_paddle, ball_head=ball_head_summary(model),
+                             brick_head=brick_head_summary(model),
                              paddle_table=paddle_table_summary(model),
                              parameters=sum(p.numel() for p in model.parameters()),
                              training=dict((k, model.summary.get(k)) for k in ("steps", "wall_hours", "cpu_hours",

@@ -13,6 +13,12 @@ The return head is a second head of this kind, for a ball that blinked out: wher
 before the last showed a ball (`returning_ball`), it places the ball of the next frame from a window
 on the last ball seen, one frame further back (`WorldModel.place_ball_with_head`).
 
+The brick head is a third head of this kind, for the bricks: which brick the step breaks, if any,
+from the window on the last frame's ball (`brick_input`: the last frame stands in for the next one,
+whose bricks are what it decides). It scores the centre pixel of each brick cell and "none"
+(`brick_target`, `brick_centres`); `WorldModel.place_bricks` then gives the next frame exactly the
+last frame's bricks less that one.
+
 It is trained on real transitions (`neural-breakout train ball-head`), with the next frame's real
 ball erased, and stored inside the world model checkpoint.
 
@@ -30,11 +36,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, FRAME_SHAPE, PLAYFIELD_BOTTOM,
-                                  PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, Playfield, lit_pixels)
+from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BRICK_H, BRICK_TOP,
+                                  BRICK_W, FRAME_SHAPE, PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT,
+                                  PLAYFIELD_TOP, Playfield, lit_pixels)
 
 H, W = FRAME_SHAPE[:2]
 INPUT_CHANNELS = 8  # lit t-1, lit t, lit t+1 without its ball; ball boxes t-1, t, t+1 at constant velocity; row, column
+# (a head with `first_ball` has one more: a box at the ball of t-2, before the row and column)
 MAX_STEP = 16  # the most a ball moves in one step along either axis, native px (in the recorded games)
 RETURN_WINDOW = 72  # the return head's window: the ball moves two steps, up to 32 px either way
 
@@ -46,6 +54,15 @@ class BallHeadConfig:
     width: int = field(default=24, metadata={"help": "channels of the convolutions, which run on 2x2 blocks"})
     dilations: tuple = field(default=(1, 2, 4, 2, 1), metadata={"help": "dilation of each residual 3x3 block; "
                                                                        "their sum sets how far a block sees"})
+    first_ball: bool = field(default=False, metadata={"help": "also read a box at the ball of the frame before "
+                                                              "the two (`head_input`'s `ball_first`): the ball's "
+                                                              "step before a bounce inside the last step, and its "
+                                                              "way after a blink"})
+
+    @property
+    def channels(self) -> int:
+        """Input channels: `INPUT_CHANNELS`, and one more with `first_ball`."""
+        return INPUT_CHANNELS + int(self.first_ball)
 
     @property
     def positions(self) -> int:
@@ -75,22 +92,26 @@ def lit_without_ball(frame: np.ndarray, playfield: Playfield) -> np.ndarray:
 
 
 def head_input(lit_prev: np.ndarray, lit_last: np.ndarray, lit_next: np.ndarray, ball_prev: tuple[int, int] | None,
-               ball_last: tuple[int, int], window: int) -> np.ndarray:
+               ball_last: tuple[int, int], window: int, first: bool = False,
+               ball_first: tuple[int, int] | None = None) -> np.ndarray:
     """The ball head's input (8, window, window) float32 around `ball_last`: the lit masks (210, 160)
     bool of the frame before the last, the last and the next one with its ball erased (outside the
     frame counts as lit, like a wall); 2x4 boxes at the parsed balls (x, y) of the first two and where
     the ball would be next at constant velocity (`expected_ball`), so that straight flight is a copy
-    and only a bounce must be worked out; the window's native row and column, scaled to 0..1."""
+    and only a bounce must be worked out; with `first` (a head with `first_ball`), a 2x4 box at the
+    ball of the frame before the two (`ball_first`, None: none shown); the window's native row and
+    column, scaled to 0..1: (8 or 9, window, window)."""
     x0, y0 = window_origin(ball_last, window)
-    x = np.zeros((INPUT_CHANNELS, window, window), dtype=np.float32)
+    x = np.zeros((INPUT_CHANNELS + int(first), window, window), dtype=np.float32)
     for c, mask in enumerate((lit_prev, lit_last, lit_next)):
         x[c] = crop(mask, x0, y0, window, 1.0)
-    for c, ball in ((3, ball_prev), (4, ball_last), (5, expected_ball(ball_prev, ball_last))):
+    boxes = [(3, ball_prev), (4, ball_last), (5, expected_ball(ball_prev, ball_last))]
+    for c, ball in boxes + ([(6, ball_first)] if first else []):
         if ball is not None:
             bx, by = ball[0] - x0, ball[1] - y0
             x[c, max(by, 0):max(by + BALL_H, 0), max(bx, 0):max(bx + BALL_W, 0)] = 1.0
-    x[6] = ((y0 + np.arange(window)) / H)[:, None]
-    x[7] = ((x0 + np.arange(window)) / W)[None, :]
+    x[-2] = ((y0 + np.arange(window)) / H)[:, None]
+    x[-1] = ((x0 + np.arange(window)) / W)[None, :]
     return x
 
 
@@ -134,6 +155,49 @@ def index_to_ball(index: int, ball_last: tuple[int, int], window: int) -> tuple[
     return x0 + index % window, y0 + index // window
 
 
+def near_bricks(ball: tuple[int, int], window: int) -> bool:
+    """Does the window on a ball at (x, y) reach the brick band? Only then can the step break a brick
+    (the ball moves at most `MAX_STEP` px, less than half a window)."""
+    return ball[1] - window // 2 < BRICK_BOTTOM
+
+
+def brick_input(lit_prev: np.ndarray, lit_last: np.ndarray, ball_prev: tuple[int, int] | None,
+                ball_last: tuple[int, int], window: int, first: bool = False,
+                ball_first: tuple[int, int] | None = None) -> np.ndarray:
+    """The brick head's input (8 or 9, window, window): `head_input` with the last frame's lit mask in
+    the next frame's place (the next frame's bricks are what the head decides)."""
+    return head_input(lit_prev, lit_last, lit_last, ball_prev, ball_last, window, first, ball_first)
+
+
+def cell_centre(row: int, col: int) -> tuple[int, int]:
+    """The (x, y) native pixel that stands for brick cell (row, col) in the brick head's output."""
+    return PLAYFIELD_LEFT + col * BRICK_W + BRICK_W // 2, BRICK_TOP + row * BRICK_H + BRICK_H // 2
+
+
+def brick_target(removed: np.ndarray, ball_last: tuple[int, int], window: int) -> int | None:
+    """The brick head's class for a step that removes the (6, 18) bool brick cells `removed`: the
+    centre of the one cell (`cell_centre`) in the window on `ball_last`, `window ** 2` for none; None
+    where two or more go, or the cell's centre lies outside the window."""
+    count = int(removed.sum())
+    if count == 0:
+        return window * window
+    if count > 1:
+        return None
+    row, col = np.argwhere(removed)[0]
+    return target_index(cell_centre(int(row), int(col)), ball_last, window)
+
+
+def brick_centres(bricks: np.ndarray, ball_last: tuple[int, int], window: int) -> dict[int, tuple[int, int]]:
+    """{window class: (row, col)} of the centres of the present cells of a (6, 18) brick map inside
+    the window on `ball_last`: the classes the brick head may choose besides "none"."""
+    out = {}
+    for row, col in np.argwhere(bricks):
+        index = target_index(cell_centre(int(row), int(col)), ball_last, window)
+        if index is not None:
+            out[index] = (int(row), int(col))
+    return out
+
+
 def drawn_rows(y: int) -> slice:
     """The rows a ball at parsed row `y` is drawn on: the game draws a ball above the bottom of the
     brick band one scanline early (`breakout.parse_frame` maps it back)."""
@@ -155,15 +219,16 @@ class BallHead(nn.Module):
     def __init__(self, config: BallHeadConfig):
         super().__init__()
         self.config = config
-        self.stem = nn.Conv2d(INPUT_CHANNELS * 4, config.width, 3, padding=1)  # on 2x2 blocks
+        self.stem = nn.Conv2d(config.channels * 4, config.width, 3, padding=1)  # on 2x2 blocks
         self.blocks = nn.ModuleList(Block(config.width, d) for d in config.dilations)
         self.place = nn.Conv2d(config.width, 4, 1)  # a score for each pixel of the 2x2 block
         self.gone = nn.Linear(config.width, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 8, c, c) -> logits (B, c * c + 1): each window pixel as the next ball's top-left, then
-        "no ball"."""
-        assert x.shape[1:] == (INPUT_CHANNELS, self.config.window, self.config.window), f"ball head input {x.shape}"
+        """(B, 8 or 9, c, c) -> logits (B, c * c + 1): each window pixel as the next ball's top-left,
+        then "no ball"."""
+        c = self.config
+        assert x.shape[1:] == (c.channels, c.window, c.window), f"ball head input {x.shape}"
         h = self.stem(F.pixel_unshuffle(x, 2))  # (B, width, c / 2, c / 2)
         for block in self.blocks:
             h = block(h)

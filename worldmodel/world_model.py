@@ -13,7 +13,10 @@ whole paddle of a width the game shows (`one_paddle`). A model with a ball head 
 added by `neural-breakout train ball-head`) draws the ball where the head puts it instead, wherever
 the last context frame shows a ball (`use_ball_head`); with a return head too (`train ball-head
 --returns`), a ball that blinked out for a frame as it bounced comes back where that head puts it,
-read from one context frame more (`use_return_head`, `context_length`). A model with a paddle table
+read from one context frame more (`use_return_head`, `context_length`; a ball head with `first_ball`
+reads that frame's ball too). A model with a brick head (`train ball-head --bricks`) gives each frame
+whose last context frame shows a ball exactly that frame's bricks less the one the head says the
+step breaks (`use_brick_head`, `place_bricks`). A model with a paddle table
 (`paddle_table.py`, added by `neural-breakout train paddle-table`) draws the paddle where the table
 puts it for the latent code, the paddle's last step and its place, wherever the table has the case
 (`use_paddle_table`), unless the caller places it (`predict_ids(..., paddle=)`: the env does, from
@@ -43,8 +46,8 @@ from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BR
                                   PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, RED,
                                   SCORE_DIGIT_X, brick_points, bricks_of_lit, lit_pixels, parse_frame,
                                   read_playfield, read_score, score_pixels, transition_events, widest_run)
-from worldmodel.ball_head import (BallHead, BallHeadConfig, drawn_rows, head_input, index_to_ball, lit_without_ball,
-                                  returning_ball)
+from worldmodel.ball_head import (BallHead, BallHeadConfig, brick_centres, brick_input, drawn_rows, head_input,
+                                  index_to_ball, lit_without_ball, near_bricks, returning_ball)
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
@@ -120,6 +123,14 @@ class WorldModelConfig:
                                                                   "shows again where the return head puts it; the "
                                                                   "model then reads one context frame more "
                                                                   "(`WorldModel.context_length`), for that ball"})
+    brick_head: dict | None = field(default=None, metadata={"help": "the brick head's settings "
+                                                                  "(`ball_head.BallHeadConfig`), set by `train "
+                                                                  "ball-head --bricks`; None: no brick head"})
+    use_brick_head: bool = field(default=True, metadata={"help": "with a brick head: wherever the last context frame "
+                                                                 "shows a ball, the next frame has exactly its "
+                                                                 "bricks less the one the head says the step breaks "
+                                                                 "(none where the ball is far from the bricks) "
+                                                                 "(`WorldModel.place_bricks`)"})
     paddle_table: dict | None = field(default=None, metadata={"help": "the paddle table's settings "
                                                                     "(`paddle_table.PaddleTableConfig`), set by "
                                                                     "`train paddle-table`; None: no paddle table"})
@@ -276,13 +287,23 @@ class WorldModel(nn.Module):
             self.ball_head = BallHead(head_config(config.ball_head))
         if config.return_head:
             self.return_head = BallHead(head_config(config.return_head))
+        self.brick_head = BallHead(head_config(config.brick_head)) if config.brick_head else None
         self.paddle_table = PaddleTable(PaddleTableConfig(**config.paddle_table)) if config.paddle_table else None
 
     @property
     def context_length(self) -> int:
         """Frames a context holds: the decoder's `config.context`, and one more with a return head in
-        use (only the ball of that oldest frame is read)."""
-        return self.config.context + int(self.returns)
+        use or a head that reads the ball three frames back (`BallHeadConfig.first_ball`; only the ball
+        of that oldest frame is read)."""
+        return self.config.context + int(self.returns or self.first_ball)
+
+    @property
+    def first_ball(self) -> bool:
+        """Does a head in use read the ball three frames back (`BallHeadConfig.first_ball`)?"""
+        c = self.config
+        ball = self.ball_head is not None and c.one_ball and c.use_ball_head and self.ball_head.config.first_ball
+        bricks = self.brick_head is not None and c.use_brick_head and self.brick_head.config.first_ball
+        return ball or bricks
 
     @property
     def returns(self) -> bool:
@@ -457,6 +478,8 @@ class WorldModel(nn.Module):
             ids = self.keep_gaps(ids, context)
         if self.config.one_brick:
             ids = self.one_brick(ids, kept, context)
+        if self.brick_head is not None and self.config.use_brick_head:
+            ids = self.place_bricks(ids, context)
         if self.config.count_score:
             ids = self.count_score(ids, context)
         if self.config.one_paddle:
@@ -530,6 +553,53 @@ class WorldModel(nn.Module):
             cells = torch.from_numpy(np.kron(gone, np.ones((BRICK_H, BRICK_W), dtype=bool))).to(out.device)
             region = out[b, band, cols]  # a view
             region[cells] = last_ids[b][cells]
+        return out
+
+    def place_bricks(self, ids: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Give each decided frame `ids` (B, 210, 160) whose last context frame (`context` (B, k, 210,
+        160) class ids) shows a ball exactly that frame's bricks less the one cell the brick head says
+        the step breaks (no cell where the ball's window does not reach the bricks, `near_bricks`): a
+        cell to clear turns black, a cell to keep gets the last frame's pixels back. Frames without a
+        ball keep the decoder's bricks (`keep_gaps` and `one_brick` still hold there)."""
+        black, head = self.table.black, self.brick_head
+        if black is None:
+            return ids
+        band, cols = slice(BRICK_TOP, BRICK_BOTTOM), slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT)
+        last_rgb = self.table.to_rgb(context[:, -1].cpu().numpy())
+        before_rgb = self.table.to_rgb(context[:, -2].cpu().numpy()) if context.shape[1] > 1 else last_rgb
+        last, decided = self._brick_maps(ids, context)
+        wanted = last.copy()  # (B, 6, 18): no brick goes unless the head says so
+        asked = []  # (b, input, ball)
+        for b in range(len(ids)):
+            info = parse_frame(last_rgb[b])
+            if info.ball is None:
+                wanted[b] = decided[b]
+                continue
+            if near_bricks(info.ball, head.config.window):
+                first = head.config.first_ball and context.shape[1] > 2
+                ball_first = parse_frame(self.table.to_rgb(context[b, -3].cpu().numpy())).ball if first else None
+                x = brick_input(lit_pixels(before_rgb[b]), lit_pixels(last_rgb[b]), parse_frame(before_rgb[b]).ball,
+                                info.ball, head.config.window, head.config.first_ball, ball_first)
+                asked.append((b, x, info.ball))
+        if asked:
+            scores = head(torch.from_numpy(np.stack([a[1] for a in asked])).to(ids.device))  # (n, window ** 2 + 1)
+            for (b, _, ball), row in zip(asked, scores):
+                centres = brick_centres(last[b], ball, head.config.window)  # the cells it may break
+                if not centres:
+                    continue
+                index = torch.tensor(list(centres), device=row.device)
+                best = int(row[index].argmax())
+                if row[index[best]] > row[-1]:
+                    wanted[b][centres[int(index[best])]] = False
+        out = ids
+        for b in np.flatnonzero((wanted != decided).any(axis=(1, 2))):
+            if out is ids:
+                out = ids.clone()
+            region = out[b, band, cols]  # a view
+            clear = torch.from_numpy(np.kron(decided[b] & ~wanted[b], np.ones((BRICK_H, BRICK_W), dtype=bool)))
+            region[clear.to(out.device)] = black
+            keep = torch.from_numpy(np.kron(wanted[b] & ~decided[b], np.ones((BRICK_H, BRICK_W), dtype=bool)))
+            region[keep.to(out.device)] = context[b, -1, band, cols][keep.to(out.device)]
         return out
 
     def count_score(self, ids: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -735,22 +805,23 @@ class WorldModel(nn.Module):
         decided = self.table.to_rgb(ids.cpu().numpy())
         last = self.table.to_rgb(context[:, -1].cpu().numpy())
         before = self.table.to_rgb(context[:, -2].cpu().numpy()) if context.shape[1] > 1 else last
-        first = self.returns and context.shape[1] > 2  # the return head reads the ball 3 frames back
+        first = (self.returns or head.config.first_ball) and context.shape[1] > 2  # heads that read the ball 3 back
+        returns = self.returns and context.shape[1] > 2
         served, placed, returned = [], [], []  # frame indices, and for the heads: (b, input, ball seen, playfield)
         back = []  # per placed frame: its ball just came back from a blink
         for b in range(len(ids)):
             ball, ball_before = parse_frame(last[b]).ball, parse_frame(before[b]).ball
             ball_first = None
-            if first and (ball is None or ball_before is None):  # only then is it read
+            if first and (ball is None or ball_before is None or head.config.first_ball):  # only then is it read
                 ball_first = parse_frame(self.table.to_rgb(context[b, -3].cpu().numpy())).ball
             if ball is not None:
                 playfield = read_playfield(decided[b])
                 x = head_input(lit_pixels(before[b]), lit_pixels(last[b]), lit_without_ball(decided[b], playfield),
-                               ball_before, ball, head.config.window)
+                               ball_before, ball, head.config.window, head.config.first_ball, ball_first)
                 placed.append((b, x, ball, playfield))
                 back.append(ball_before is None and ball_first is not None)
                 continue
-            if first and returning_ball(ball_first, ball_before):
+            if returns and returning_ball(ball_first, ball_before):
                 playfield = read_playfield(decided[b])
                 x = head_input(lit_pixels(before[b]), lit_pixels(last[b]), lit_without_ball(decided[b], playfield),
                                ball_first, ball_before, self.return_head.config.window)
