@@ -8,7 +8,6 @@ atomically: an interrupted recording (Ctrl-C, kill) leaves only complete episode
 from __future__ import annotations
 
 import multiprocessing as mp
-import queue
 import signal
 import sys
 import time
@@ -78,8 +77,9 @@ def _init_worker(config: RecordConfig, first_index: int, subprocess: bool = True
             sys.exit(1)
 
         signal.signal(signal.SIGTERM, stop)
-        # Ctrl-C reaches the whole process group. Workers ignore it: the parent catches it and stops
-        # them with SIGTERM, which lets each worker's `finally` remove its temp file (`_stop_workers`).
+        # Ctrl-C reaches the whole process group. A worker interrupted inside the pool's queue can leave
+        # its lock held and hang `pool.terminate()`, so workers ignore it: the parent catches it and
+        # terminates the pool, whose SIGTERM lets each worker's `finally` remove its temp file.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if config.policy == "agent":
             import torch
@@ -128,37 +128,6 @@ def record_episode(index: int) -> dict:
                 bytes=path.stat().st_size, preview=str(preview) if preview else None)
 
 
-def _work(config: RecordConfig, first_index: int, last_index: int, counter, results) -> None:
-    """A worker process: record the episodes whose index it takes from the shared `counter` until
-    `last_index`, and put each summary (or the error that stopped it) on `results`."""
-    try:
-        _init_worker(config, first_index)
-        while True:
-            with counter.get_lock():
-                index = counter.value
-                counter.value += 1
-            if index >= last_index:
-                return
-            results.put(record_episode(index))
-    except Exception as error:  # noqa: BLE001 - the parent raises it
-        results.put(RuntimeError(f"recording worker failed: {type(error).__name__}: {error}"))
-
-
-def _stop_workers(processes: list, timeout: float = 10.0) -> None:
-    """SIGTERM every worker (its `finally` blocks remove its temp file), then SIGKILL any still alive
-    after `timeout` seconds. Nothing waits on a queue a stopped worker may have left half-written."""
-    for p in processes:
-        if p.is_alive():
-            p.terminate()
-    deadline = time.time() + timeout
-    for p in processes:
-        p.join(max(0.0, deadline - time.time()))
-    for p in processes:
-        if p.is_alive():
-            p.kill()
-            p.join(5)
-
-
 def record(config: RecordConfig, progress: bool = True) -> list[dict]:
     """Record `config.episodes` episodes into `config.out`; returns one summary per episode written."""
     if config.episodes < 1:
@@ -204,34 +173,16 @@ def record(config: RecordConfig, progress: bool = True) -> list[dict]:
             for index in indices:
                 on_result(record_episode(index))
         else:
-            # Plain processes rather than a Pool: a Pool's terminate joins its result thread, which
-            # hangs on a result a stopped worker left half-written (Ctrl-C under load did so).
             ctx = mp.get_context("spawn")
-            counter, done = ctx.Value("q", first), ctx.Queue()
-            processes = [ctx.Process(target=_work, args=(config, first, indices[-1] + 1, counter, done), daemon=True)
-                         for _ in range(workers)]
-            for p in processes:
-                p.start()
-            try:
-                while len(results) < len(indices):
-                    try:
-                        result = done.get(timeout=0.5)
-                    except queue.Empty:
-                        if any(p.is_alive() for p in processes):
-                            continue
-                        try:  # the last results may still be on their way from workers that just ended
-                            result = done.get(timeout=2)
-                        except queue.Empty:
-                            raise RuntimeError("recording workers ended before every episode was written") from None
-                    if isinstance(result, BaseException):
-                        raise result
-                    on_result(result)
-                for p in processes:
-                    p.join()
-            except BaseException:
-                _stop_workers(processes)
-                remove_stale_temp_files(out)  # a worker killed before its `finally` ran
-                raise
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(config, first)) as pool:
+                try:
+                    for result in pool.imap_unordered(record_episode, indices):
+                        on_result(result)
+                    pool.close()  # a clean exit: workers finish instead of being terminated
+                    pool.join()
+                except BaseException:
+                    pool.terminate()
+                    raise
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         bar.close()

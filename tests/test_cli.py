@@ -113,12 +113,18 @@ def _wait_until_group_ended(pgid, timeout=30):
     raise AssertionError(f"processes of group {pgid} still run after {timeout} s")
 
 
+def _default_sigint():
+    """Ctrl-C as in a terminal: a suite started in the background (`cmd &` in a shell without job
+    control) ignores SIGINT, and a child inherits that, so the recorder would never see it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_interrupted_recording_leaves_only_complete_episodes(tmp_path, sig):
     out = tmp_path / "eps"
     proc = subprocess.Popen([sys.executable, "-m", "neural_breakout", "record", "--episodes", "500", "--out",
                              str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
     deadline = time.time() + 60
     while time.time() < deadline and len(list(out.glob("episode-*.npz"))) < 3:
         time.sleep(0.05)
