@@ -14,7 +14,6 @@ ball, and for each setting how often the generated one does, and shows it within
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import numpy as np
 import torch
@@ -22,7 +21,7 @@ import torch
 from train.evaluate import held_out_store
 from worldmodel.ball_head import returning_ball
 from worldmodel.breakout import parse_frame
-from worldmodel.world_model import WorldModel, load_world_model
+from worldmodel.world_model import load_world_model
 
 
 def main() -> None:
@@ -35,9 +34,7 @@ def main() -> None:
     model = load_world_model(args.checkpoint)
     if model.return_head is None:
         raise SystemExit(f"{args.checkpoint or 'the shipped checkpoint'}: no return head (train ball-head --returns)")
-    without = WorldModel(dataclasses.replace(model.config, use_return_head=False))
-    without.load_state_dict(model.state_dict())
-    without.eval()
+    without = model.with_settings(use_return_head=False)
     store = held_out_store(model, args.data)
     balls = [parse_frame(store.table.to_rgb(frame)).ball for frame in store.frames]
     first = store.offsets[store.episode_of_frame[store.starts]]

@@ -14,14 +14,13 @@ breaks one.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import numpy as np
 import torch
 
 from train.evaluate import held_out_store
 from worldmodel.breakout import parse_bricks
-from worldmodel.world_model import WorldModel, load_world_model
+from worldmodel.world_model import load_world_model
 
 
 def main() -> None:
@@ -36,10 +35,7 @@ def main() -> None:
     model = load_world_model(args.checkpoint)
     if model.brick_head is None:
         raise SystemExit(f"{args.checkpoint or 'the shipped checkpoint'}: no brick head (train ball-head --bricks)")
-    without = WorldModel(dataclasses.replace(model.config, use_brick_head=False))
-    without.load_state_dict(model.state_dict())
-    without.summary = model.summary
-    without.eval()
+    without = model.with_settings(use_brick_head=False)
     store = held_out_store(model, args.data)
     rng = np.random.default_rng(args.seed)
     chosen = np.sort(rng.choice(store.starts, min(args.transitions, len(store)), replace=False))

@@ -151,35 +151,30 @@ def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synt
         elif bricks:
             if infos[t].ball is None or not near_bricks(infos[t].ball, window):
                 continue
-            before, last = max(t - 1, 0), infos[t].ball
-            target = brick_target(infos[t].bricks & ~infos[t + 1].bricks, last, window)
-            if target is None:
-                outside += 1
-                continue
-            x = brick_input(lit[before], lit[t], infos[before].ball, last, window, first,
-                            infos[t - 2].ball if t >= 2 else None)
-            inputs.append(x[:-2].astype(np.uint8))  # the row and column channels are made from the origin
-            origins.append(window_origin(last, window))
-            targets.append(target)
-            blinks.append(False)
-            continue
+            seen, before, blink = t, max(t - 1, 0), False
         else:
             if infos[t].ball is None:
                 continue
             seen, before, blink = t, max(t - 1, 0), False  # an episode's first frame stands in for the one before
             blank = None
         last = infos[seen].ball
-        target = target_index(infos[t + 1].ball, last, window)
+        if bricks:
+            target = brick_target(infos[t].bricks & ~infos[t + 1].bricks, last, window)
+        else:
+            target = target_index(infos[t + 1].ball, last, window)
         if target is None:
             outside += 1
             continue
-        next_lit = lit_without_ball(frames[t + 1], playfields[t + 1])
-        if returns:
-            x = head_input(lit[seen], blank, next_lit, infos[before].ball, last, window)
+        ball_first = infos[t - 2].ball if t >= 2 else None
+        if bricks:
+            x = brick_input(lit[before], lit[t], infos[before].ball, last, window, first, ball_first)
+        elif returns:
+            x = head_input(lit[seen], blank, lit_without_ball(frames[t + 1], playfields[t + 1]), infos[before].ball,
+                           last, window)
         else:
-            x = head_input(lit[before], lit[t], next_lit, infos[before].ball, last, window, first,
-                           infos[t - 2].ball if t >= 2 else None)
-        inputs.append(x[:-2].astype(np.uint8))
+            x = head_input(lit[before], lit[t], lit_without_ball(frames[t + 1], playfields[t + 1]),
+                           infos[before].ball, last, window, first, ball_first)
+        inputs.append(x[:-2].astype(np.uint8))  # the row and column channels are made from the origin
         origins.append(window_origin(last, window))
         targets.append(target)
         blinks.append(blink)

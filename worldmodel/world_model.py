@@ -31,7 +31,7 @@ where the decoder is sure of a hit. The score digits are drawn by the game's sco
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -289,6 +289,14 @@ class WorldModel(nn.Module):
             self.return_head = BallHead(head_config(config.return_head))
         self.brick_head = BallHead(head_config(config.brick_head)) if config.brick_head else None
         self.paddle_table = PaddleTable(PaddleTableConfig(**config.paddle_table)) if config.paddle_table else None
+
+    def with_settings(self, **changes) -> "WorldModel":
+        """A model with these weights and summary and some `WorldModelConfig` settings changed (for
+        example `use_brick_head=False`), in eval mode: two settings compared on the same checkpoint."""
+        other = WorldModel(replace(self.config, **changes))
+        other.load_state_dict(self.state_dict())
+        other.summary = getattr(self, "summary", {})
+        return other.eval()
 
     @property
     def context_length(self) -> int:
