@@ -477,3 +477,48 @@ def test_one_head_at_a_time_and_no_first_ball_for_the_return_head():
     with pytest.raises(ValueError, match="--first-ball"):
         BallHeadTrainConfig(data="d", returns=True, first_ball=True)
     assert BallHeadTrainConfig(data="d", bricks=True, first_ball=True).head.channels == 9
+
+
+def test_hard_samples_are_the_steps_constant_velocity_gets_wrong(recorded_episode):
+    """`hard_samples` marks exactly the samples whose next ball is not within 1 px of `expected_ball`
+    (or that have no ball the frame before or after), read back from the packed inputs."""
+    from train.ball_head import hard_samples
+
+    frames = recorded_episode[3]
+    stored, origins, targets, _, _ = episode_samples(frames, 40)
+    hard = hard_samples(pack_inputs(stored), targets, 40, chunk=7)  # a chunk that splits the samples
+    infos = [parse_frame(f) for f in frames]
+    with_ball = [t for t in range(len(frames) - 1) if infos[t].ball is not None]
+    for i, t in enumerate(with_ball):
+        expected = expected_ball(infos[max(t - 1, 0)].ball, infos[t].ball)
+        nxt = infos[t + 1].ball
+        ex = None if expected is None else (expected[0] - origins[i][0], expected[1] - origins[i][1])
+        inside = ex is not None and 0 <= ex[0] and ex[0] + BALL_W <= 40 and 0 <= ex[1] and ex[1] + BALL_H <= 40
+        if not inside:
+            continue  # a box cut by the window's edge: its first lit pixel is not its top-left
+        straight = nxt is not None and abs(nxt[0] - expected[0]) <= 1 and abs(nxt[1] - expected[1]) <= 1
+        assert hard[i] == (not straight), f"step {t}: balls {infos[t - 1].ball} {infos[t].ball} -> {nxt}"
+    assert 0 < hard.sum() < len(hard)
+
+
+def test_init_head_fine_tunes_the_head_the_file_holds(episodes_dir, tmp_path):
+    world = tmp_path / "wm"
+    assert run("train", "world-model", "--data", str(episodes_dir), "--out", str(world), "--tiny",
+               "--quiet").returncode == 0
+    args = ("train", "ball-head", "--data", str(episodes_dir), "--tiny", "--quiet", "--threads", "1")
+    none = run(*args, "--world-model", str(world / "world_model.pt"), "--out", str(tmp_path / "none"), "--init-head")
+    assert none.returncode != 0 and "holds no ball head" in none.stderr
+    assert run(*args, "--world-model", str(world / "world_model.pt"), "--out", str(tmp_path / "a")).returncode == 0
+    first = tmp_path / "a" / "world_model.pt"
+    other = run(*args, "--world-model", str(first), "--out", str(tmp_path / "wide"), "--init-head", "--first-ball")
+    assert other.returncode != 0 and "same --window, --width" in other.stderr
+    result = run(*args, "--world-model", str(first), "--out", str(tmp_path / "b"), "--init-head",
+                 "--hard-share", "0.5", "--lr", "0", "--bf16")
+    assert result.returncode == 0, result.stderr
+    before, after = load_world_model(first), load_world_model(tmp_path / "b" / "world_model.pt")
+    for key, value in before.ball_head.state_dict().items():  # lr 0: the held head, untouched
+        assert torch.equal(value, after.ball_head.state_dict()[key]), key
+    summary = after.summary["ball_head"]
+    assert summary["init"]["steps"] == 4 and summary["train_hard"] > 0 and "--bf16" in summary["command"]
+    bad = run(*args, "--world-model", str(first), "--out", str(tmp_path / "c"), "--hard-share", "0.5", "--bricks")
+    assert bad.returncode != 0 and "--hard-share" in bad.stderr

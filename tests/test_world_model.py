@@ -219,6 +219,22 @@ def test_vq_resets_dead_codes():
     assert moved[1:].all() and not moved[0]
 
 
+def test_vq_works_in_float32_under_bf16_autocast():
+    """`train world-model --bf16`: the encoder's output comes in as bfloat16; the quantizer picks and
+    resets codes in float32, as without autocast."""
+    model = tiny_model(codes=4)
+    vq = model.encoder.vq
+    vq.dead_after = 2
+    z = torch.randn(8, vq.codebook.shape[1])
+    z[:] = vq.codebook.detach()[0] * 10
+    plain = vq(z)[1]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for _ in range(3):
+            out, index, loss = vq(z.bfloat16())
+    assert out.dtype == loss.dtype == vq.codebook.dtype == torch.float32
+    assert torch.equal(index, plain) and torch.isfinite(vq.codebook).all()
+
+
 def test_checkpoint_round_trip_and_errors(tmp_path):
     model = tiny_model(fine_dilations=(2,)).eval()
     path = export_world_model(model, dict(steps=1), tmp_path / "wm.pt")
@@ -300,6 +316,33 @@ def test_stop_at_then_resume_with_other_unrolls(episodes_dir, tmp_path):
     assert summary["steps"] == config.steps
     assert [h["from_update"] for h in summary["history"]] == [0, 3]
     assert "--stop-at 3" in summary["history"][0]["command"] and "--unroll-steps 2" in summary["history"][1]["command"]
+
+
+def test_bf16_runs_the_loss_and_the_unrolls_in_bfloat16_autocast(episodes_dir, tmp_path, monkeypatch):
+    """--bf16: the loss's forward and the unrolled contexts' rollouts run under bfloat16 autocast, the
+    weights stay float32 and finite, and the command records it; without it neither does."""
+    seen = []
+    loss, predict = WorldModel.loss, WorldModel.predict_ids
+
+    def watch(name, method):
+        def wrapped(self, *args, **kwargs):
+            seen.append((name, torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+            return method(self, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(WorldModel, "loss", watch("loss", loss))
+    monkeypatch.setattr(WorldModel, "predict_ids", watch("predict", predict))
+    config = WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "wm"), max_episodes=4, holdout_every=2,
+                                        unroll=1.0, bf16=True)
+    summary = train_world_model(config, progress=False)
+    assert "--bf16" in summary["training_command"]
+    during = [(name, on, dtype) for name, on, dtype in seen if on]
+    assert {name for name, _, _ in during} == {"loss", "predict"} and {d for _, _, d in during} == {torch.bfloat16}
+    model = load_world_model(tmp_path / "wm" / "world_model.pt")
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+    seen.clear()
+    train_world_model(dataclasses.replace(config, bf16=False, out=str(tmp_path / "fp32")), progress=False)
+    assert seen and not any(on for _, on, _ in seen)
 
 
 def test_train_bad_data_folder(tmp_path):

@@ -46,7 +46,7 @@ from worldmodel.ball_head import (H, MAX_STEP, RETURN_WINDOW, W, BallHead, BallH
                                   returning_ball, target_index, window_origin)
 from worldmodel.breakout import BALL_LOST_TOP, lit_pixels, parse_frame, read_playfield
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from worldmodel.world_model import WORLD_MODEL_KIND
+from worldmodel.world_model import WORLD_MODEL_KIND, head_config
 
 
 
@@ -78,9 +78,20 @@ class BallHeadTrainConfig:
     synthetic_every: int = field(default=4, metadata={"help": "with --returns: one synthetic sample per this many "
                                                               "transitions with a ball"})
     width: int = field(default=24, metadata={"help": "convolution channels"})
+    hard_share: float = field(default=0.0, metadata={"help": "ball head: share of each batch drawn from the samples "
+                                                             "whose next ball is not where its last step's velocity "
+                                                             "puts it (a bounce, no ball before or after: "
+                                                             "`hard_samples`), the rest from all"})
+    init_head: bool = field(default=False, metadata={"help": "start from the head of this kind that --world-model "
+                                                            "already holds (same window, width and inputs) and "
+                                                            "fine-tune it; its training summary is kept as `init`"})
     first_ball: bool = field(default=False, metadata={"help": "the head also reads the ball of the frame before the "
                                                               "two (`BallHeadConfig.first_ball`; the world model then "
                                                               "reads 3 context frames); not with --returns"})
+    bf16: bool = field(default=False, metadata={"help": "run the training forward passes in bfloat16 autocast "
+                                                        "(weights, optimizer and the held-out measure in float32): "
+                                                        "faster on a CPU with AVX-512 BF16 "
+                                                        "(`benchmarks/train_speed.py`)"})
     held_out: int = field(default=20_000, metadata={"help": "held-out samples to measure on (at most)"})
     eval_every: int = field(default=500, metadata={"help": "updates between held-out measurements"})
     checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between resumable checkpoints"})
@@ -105,6 +116,10 @@ class BallHeadTrainConfig:
                              f"moves up to {MAX_STEP} px a step, two steps)")
         if not 0 <= self.real_share <= 1:
             raise ValueError(f"--real-share must be in 0..1, got {self.real_share}")
+        if not 0 <= self.hard_share <= 1:
+            raise ValueError(f"--hard-share must be in 0..1, got {self.hard_share}")
+        if self.hard_share and (self.returns or self.bricks):
+            raise ValueError("--hard-share: for the ball head, not with --returns or --bricks")
         if self.synthetic_every < 1:
             raise ValueError(f"--synthetic-every must be at least 1, got {self.synthetic_every}")
 
@@ -240,6 +255,22 @@ def extra_paths(extra: str, data: str, held_paths: list[Path]) -> list[Path]:
     return paths
 
 
+def hard_samples(packed: np.ndarray, targets: np.ndarray, window: int, chunk: int = 65_536) -> np.ndarray:
+    """(N,) bool: the ball head's stored samples (`pack_inputs`, `episode_samples`) whose next ball is
+    not within 1 px of where its last step's velocity puts it (the box of input channel 5,
+    `expected_ball`), or that have no such box (no ball the frame before) or no next ball."""
+    hard = np.ones(len(targets), dtype=bool)
+    for i in range(0, len(targets), chunk):
+        box = np.unpackbits(packed[i:i + chunk, 5], axis=-1, count=window).reshape(-1, window * window)
+        shown = box.any(axis=1)
+        top_left = box.argmax(axis=1)  # row-major: the box's first lit pixel is its top-left
+        target = targets[i:i + chunk]
+        ball = target < window * window
+        near = (np.abs(top_left // window - target // window) <= 1) & (np.abs(top_left % window - target % window) <= 1)
+        hard[i:i + chunk] = ~(shown & ball & near)
+    return hard
+
+
 def to_input(packed: np.ndarray, origins: np.ndarray, window: int) -> torch.Tensor:
     """Stored samples packed by `pack_inputs` (B, 6 or 7, c, ceil(c / 8)) and their origins (B, 2) -> the
     head's input (B, 8 or 9, c, c)."""
@@ -289,6 +320,13 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
     if config.returns and not payload["config"].get("ball_head"):
         raise ValueError(f"{config.world_model}: no ball head; the return head works beside it (train the ball head "
                          f"first: `neural-breakout train ball-head` without --returns)")
+    if config.init_head:  # before the minutes of reading
+        if not payload["config"].get(config.name):
+            raise ValueError(f"{config.world_model}: --init-head, but it holds no {config.name.replace('_', ' ')}")
+        held_config = head_config(payload["config"][config.name])
+        if held_config != config.head:
+            raise ValueError(f"{config.world_model}: --init-head, but its {config.name.replace('_', ' ')} is "
+                             f"{held_config}, not {config.head}; give the same --window, --width and --first-ball")
     train_paths, held_paths = model_split(payload.get("summary", {}), config.data, config.max_episodes)
     for extra in (config.extra_data or "").split(","):
         if extra:
@@ -313,8 +351,18 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
     if config.returns and len(blinks) == 0:
         raise ValueError(f"{config.data}: no training transition shows a ball blinking out mid-field")
 
+    hard = np.flatnonzero(hard_samples(train[0], train[2], window)) if config.hard_share else None
+    if hard is not None and len(hard) == 0:
+        raise ValueError(f"{config.data}: --hard-share {config.hard_share}, but no training sample has a bounce")
+
     torch.manual_seed(config.seed)
     head = BallHead(config.head)
+    init_summary = None
+    if config.init_head:
+        prefix = f"{config.name}."
+        load_weights(head, {k[len(prefix):]: v for k, v in payload["state"]["weights"].items()
+                            if k.startswith(prefix)}, config.world_model)
+        init_summary = payload.get("summary", {}).get(config.name)
     optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=0.01)
     step, elapsed, run_id = 0, 0.0, None
     resume = out / "checkpoint.pt"
@@ -353,10 +401,14 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
                              synthetic[rng.integers(len(synthetic), size=config.batch_size)])
         else:
             index = rng.integers(len(train[2]), size=config.batch_size)
+            if hard is not None:  # `hard_share` of the batch from the samples that are not straight flight
+                index = np.where(rng.random(config.batch_size) < config.hard_share,
+                                 hard[rng.integers(len(hard), size=config.batch_size)], index)
         x = to_input(train[0][index], train[1][index], window)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
-        loss, metrics = head.loss(x, torch.from_numpy(train[2][index]))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            loss, metrics = head.loss(x, torch.from_numpy(train[2][index]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -380,6 +432,7 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
         reading_minutes=round((t0 - started) / 60, 2), peak_rss_gb=round(peak_rss_gb(), 2),
         train_episodes=len(train_paths), train_samples=int(len(train[2])), train_blinks=int(len(blinks)),
         train_hits=int((train[2] != window * window).sum()) if config.bricks else None,
+        train_hard=int(len(hard)) if hard is not None else None, init=init_summary,
         outside_window=int(train[3] + held[3]),
         held_out_episodes=[p.name for p in held_paths], **{k.split("/", 1)[1]: v for k, v in held_metrics.items()})
     logger.log({f"final/{k}": v for k, v in summary.items() if isinstance(v, (int, float))}, step)

@@ -91,7 +91,13 @@ class VectorQuantizer(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z: (B, D), event: (B,) labels (-1: none, i: `EVENTS[i]`) or None, event_logits: the event
         head's (B, 1 + events) or None -> (quantized (B, D) with straight-through gradient, index (B,),
-        VQ loss)."""
+        VQ loss). It runs in float32 under autocast (`train world-model --bf16`): the code choice and the
+        dead-code reset see the encoder's output at full precision."""
+        with torch.autocast(z.device.type, enabled=False):
+            return self._quantize(z.float(), event, None if event_logits is None else event_logits.float())
+
+    def _quantize(self, z: torch.Tensor, event: torch.Tensor | None, event_logits: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         z = F.normalize(z, dim=1)
         codebook = F.normalize(self.codebook, dim=1)
         similarity = z @ codebook.t()  # (B, codes)

@@ -1,0 +1,86 @@
+"""How fast do the world model and its ball head train on this CPU, in float32 and with `--bf16`
+(bfloat16 autocast)?
+
+    python benchmarks/train_speed.py --data data/breakout [--updates 20] [--unroll-steps 4]
+
+Times the shipped architecture's training updates (batch 24, the `train world-model` defaults) on the
+same batches in one run, first without unrolls (the loss's forward, backward and the optimizer step),
+then the unrolled contexts' making (`sample_batch` rolling the model out 1 to `--unroll-steps` steps), in
+float32 and in bfloat16 autocast, then the ball head's updates (`train ball-head`, random inputs of
+the shipped head's shape), and prints the rates and their ratios. The first two updates of each
+setting are left out (warm-up).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from train.world_model import WorldModelTrainConfig, load_split, sample_batch
+from worldmodel.ball_head import BallHead, BallHeadConfig
+from worldmodel.world_model import WorldModel
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="folder of recorded episodes")
+    parser.add_argument("--updates", type=int, default=20, help="timed updates per setting (default 20)")
+    parser.add_argument("--unroll-steps", type=int, default=4, help="steps of the timed unrolls (default 4)")
+    parser.add_argument("--episodes", type=int, default=12, help="episodes to read (default 12)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    config = WorldModelTrainConfig(data=args.data, max_episodes=args.episodes)
+    train, _ = load_split(config, progress=False)
+    torch.manual_seed(0)
+    model = WorldModel(config.model_config(train.table.colors))
+    rng = np.random.default_rng(0)
+    batches = [sample_batch(train, model, config, rng, unroll=False)[:3] for _ in range(args.updates + 2)]
+    rates = {}
+    for bf16 in (False, True):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        times = []
+        for context, target, served in batches:
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss, _ = model.loss(context, target, false_changes=served)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            times.append(time.perf_counter() - start)
+        rates[("update", bf16)] = 1 / np.mean(times[2:])
+        unroll = WorldModelTrainConfig(data=args.data, unroll_steps=args.unroll_steps, bf16=bf16)
+        unroll_rng, times = np.random.default_rng(1), []
+        for _ in range(args.updates + 2):  # each rolls out 1..--unroll-steps steps, as in training
+            start = time.perf_counter()
+            sample_batch(train, model, unroll, unroll_rng, unroll=True)
+            times.append(time.perf_counter() - start)
+        rates[("unroll", bf16)] = 1 / np.mean(times[2:])
+        model.train()
+    head = BallHead(BallHeadConfig(width=32, first_ball=True))  # the shipped ball head's shape
+    x = torch.rand(128, head.config.channels, head.config.window, head.config.window).round()
+    target = torch.randint(head.config.positions + 1, (128,))
+    for bf16 in (False, True):
+        optimizer, times = torch.optim.AdamW(head.parameters(), lr=1e-4), []
+        for _ in range(4 * args.updates + 2):
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss, _ = head.loss(x, target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            times.append(time.perf_counter() - start)
+        rates[("head", bf16)] = 1 / np.mean(times[2:])
+    for kind, label in (("update", "updates/s (forward, backward, step)"),
+                        ("unroll", f"unrolled contexts/s (1..{args.unroll_steps} steps)"),
+                        ("head", "ball head updates/s (batch 128, width 32, first ball)")):
+        print(f"{label}: float32 {rates[(kind, False)]:.2f}, bf16 autocast {rates[(kind, True)]:.2f}, "
+              f"ratio {rates[(kind, True)] / rates[(kind, False)]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
