@@ -24,6 +24,21 @@ from worldmodel.ball_head import BallHead, BallHeadConfig
 from worldmodel.world_model import WorldModel
 
 
+def updates_per_s(module: torch.nn.Module, losses: list, bf16: bool) -> float:
+    """Training updates a second of `module`: each of `losses` (callables returning (loss, metrics))
+    forward in bfloat16 autocast or not, backward, an AdamW step; the first two left out (warm-up)."""
+    optimizer, times = torch.optim.AdamW(module.parameters(), lr=1e-4), []
+    for loss_of in losses:
+        start = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss, _ = loss_of()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return 1 / np.mean(times[2:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="folder of recorded episodes")
@@ -42,17 +57,8 @@ def main() -> None:
     batches = [sample_batch(train, model, config, rng, unroll=False)[:3] for _ in range(args.updates + 2)]
     rates = {}
     for bf16 in (False, True):
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        times = []
-        for context, target, served in batches:
-            start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss, _ = model.loss(context, target, false_changes=served)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            times.append(time.perf_counter() - start)
-        rates[("update", bf16)] = 1 / np.mean(times[2:])
+        rates[("update", bf16)] = updates_per_s(model, [lambda c=c, t=t, s=s: model.loss(c, t, false_changes=s)
+                                                        for c, t, s in batches], bf16)
         unroll = WorldModelTrainConfig(data=args.data, unroll_steps=args.unroll_steps, bf16=bf16)
         unroll_rng, times = np.random.default_rng(1), []
         for _ in range(args.updates + 2):  # each rolls out 1..--unroll-steps steps, as in training
@@ -60,21 +66,11 @@ def main() -> None:
             sample_batch(train, model, unroll, unroll_rng, unroll=True)
             times.append(time.perf_counter() - start)
         rates[("unroll", bf16)] = 1 / np.mean(times[2:])
-        model.train()
     head = BallHead(BallHeadConfig(width=32, first_ball=True))  # the shipped ball head's shape
     x = torch.rand(128, head.config.channels, head.config.window, head.config.window).round()
     target = torch.randint(head.config.positions + 1, (128,))
     for bf16 in (False, True):
-        optimizer, times = torch.optim.AdamW(head.parameters(), lr=1e-4), []
-        for _ in range(4 * args.updates + 2):
-            start = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss, _ = head.loss(x, target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            times.append(time.perf_counter() - start)
-        rates[("head", bf16)] = 1 / np.mean(times[2:])
+        rates[("head", bf16)] = updates_per_s(head, [lambda: head.loss(x, target)] * (4 * args.updates + 2), bf16)
     for kind, label in (("update", "updates/s (forward, backward, step)"),
                         ("unroll", f"unrolled contexts/s (1..{args.unroll_steps} steps)"),
                         ("head", "ball head updates/s (batch 128, width 32, first ball)")):
