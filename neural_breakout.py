@@ -139,7 +139,8 @@ def cmd_train_ball_head(args: argparse.Namespace) -> int:
         config = BallHeadTrainConfig.tiny(config.data, config.world_model, config.out, **kept)
     summary = train_ball_head(config, progress=not args.quiet)
     if config.bricks:
-        print(f"held out: brick head exact {100 * summary['exact']:.1f}% of {summary['samples']} samples, on the "
+        what = "return brick head exact (real blinks)" if config.returns else "brick head exact"
+        print(f"held out: {what} {100 * summary['exact']:.1f}% of {summary['samples']} samples, on the "
               f"{summary['hits']} that break a brick {100 * (summary['hit_exact'] or 0):.1f}%, on the others "
               f"{100 * (summary['none_exact'] or 0):.1f}%; wrote {config.out}/world_model.pt")
         print(json.dumps({k: v for k, v in summary.items() if k not in ("training_config", "held_out_episodes")}))
@@ -198,9 +199,12 @@ def cmd_evaluate_world_model(args: argparse.Namespace) -> int:
           f"(copy-last {one['psnr_copy_last']:.2f}), ball within 1 px {100 * one['ball_within_1px']:.1f}%, "
           f"paddle within 1 px {100 * one['paddle_within_1px']:.1f}%, bricks exact {100 * one['bricks_exact']:.1f}%")
     low, high = roll["median_ball_tracking_horizon_95ci"]
+    share_ci = roll.get("bricks_exact_16_steps_95ci")
+    bricks_ci = f" ({100 * share_ci[0]:.1f}-{100 * share_ci[1]:.1f})" if share_ci else ""
     print(f"rollouts ({roll['segments']} segments): median ball-tracking horizon "
           f"{roll['median_ball_tracking_horizon']:g} steps (95% interval {low:g}-{high:g}), bricks exact over 16 steps "
-          f"{100 * (roll['bricks_exact_16_steps'] or 0):.1f}%, delta-PSNR at t=4 {roll['delta_psnr_t4']:.2f} dB")
+          f"{100 * (roll['bricks_exact_16_steps'] or 0):.1f}%{bricks_ci}, "
+          f"delta-PSNR at t=4 {roll['delta_psnr_t4']:.2f} dB")
     print(f"speed: predict {speed['predict_steps_per_s']:.0f} steps/s at batch 1, emulator "
           f"{speed['emulator_steps_per_s']:.0f} steps/s (ratio {speed['ratio']:.3f})")
     print(f"wrote {config.out}/report.json, metrics.png and rollout GIFs")

@@ -1,11 +1,11 @@
 """Why does a rollout's brick map go wrong? For each open-loop segment whose bricks first differ from
 the real game's within 16 steps, was the ball still tracked then, and which way did the bricks differ?
 
-    python benchmarks/brick_errors.py --data data/breakout [--checkpoint PATH] [--segments 100]
+    python benchmarks/brick_errors.py --data data/breakout [--checkpoint PATH] [--segments 200]
 
 The segments are `evaluate world-model`'s (held-out episodes, latents inferred from the real video,
-the same seed), so its "bricks exact over 16 steps" is the share of segments with 16 steps that
-this does not list. A brick the generated game keeps where the real one broke it, or breaks where
+drawn as it draws them: its 1-step sample first, then the segments, from the same seed), so its
+"bricks exact over 16 steps" is the share of segments with 16 steps that this does not list. A brick the generated game keeps where the real one broke it, or breaks where
 the real one keeps it, is counted at the first step the two brick maps differ, with whether the
 generated ball was still within 4 px of the real one up to that step.
 """
@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 import torch
 
-from train.evaluate import ball_tracked, compare, held_out_store, segment_starts
+from train.evaluate import EvaluateConfig, ball_tracked, compare, held_out_store, segment_starts
 from worldmodel.breakout import parse_frame
 from worldmodel.world_model import load_world_model
 
@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="the world model's training data folder")
     parser.add_argument("--checkpoint", default=None, help="world model (default: the shipped one)")
-    parser.add_argument("--segments", type=int, default=100, help="rollout segments (default 100)")
+    parser.add_argument("--segments", type=int, default=200, help="rollout segments (default 200, as evaluate's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the segments, as evaluate's (default 0)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args()
@@ -35,7 +35,10 @@ def main() -> None:
 
     model = load_world_model(args.checkpoint)
     store = held_out_store(model, args.data)
-    starts = segment_starts(store, args.segments, 64, np.random.default_rng(args.seed))
+    config = EvaluateConfig(data=args.data, segments=args.segments, seed=args.seed)
+    rng = np.random.default_rng(config.seed)
+    rng.choice(len(store), size=min(config.transitions, len(store)), replace=False)  # evaluate's 1-step draw first
+    starts = segment_starts(store, config.segments, config.horizon, rng)
     k, rgb, n = model.context_length, model.table.to_rgb, len(starts)
     ends = store.offsets[store.episode_of_frame[starts] + 1] - 1
     alive, lost, bricks_ok = np.ones(n, bool), np.zeros(n, bool), np.ones(n, bool)

@@ -379,6 +379,68 @@ def test_brick_samples_target_the_cell_the_step_breaks(recorded_episode):
     assert hits == int((targets != 40 * 40).sum()) > 0
 
 
+def test_return_brick_samples_sit_on_the_last_ball_seen_and_target_the_cell_broken_after_the_blink(recorded_episode):
+    """`--returns --bricks` samples: the return head's transitions (a ball in t-2 and t-1) whose ball of
+    t-1 is near the bricks; the window sits on that ball, frame t stands in for the next one, and the
+    target is the cell the step t -> t+1 breaks."""
+    from worldmodel.ball_head import RETURN_WINDOW, brick_centres, near_bricks, returning_ball
+
+    frames = recorded_episode[3].copy()
+    infos = [parse_frame(f) for f in frames]
+    hit = next(t for t in range(2, len(frames) - 1) if returning_ball(infos[t - 2].ball, infos[t - 1].ball)
+               and infos[t].ball is not None and near_bricks(infos[t - 1].ball, RETURN_WINDOW)
+               and (infos[t].bricks & ~infos[t + 1].bricks).any())
+    frames[hit] = _erase_ball(frames[hit])  # the ball hides as the step breaks a brick: a real blink
+    stored, origins, targets, outside, blinks = episode_samples(frames, RETURN_WINDOW, returns=True,
+                                                                synthetic_every=4, bricks=True)
+    _, _, ball_targets, _, ball_blinks = episode_samples(frames, RETURN_WINDOW, returns=True, synthetic_every=4)
+    assert stored.shape[1:] == (6, RETURN_WINDOW, RETURN_WINDOW) and outside == 0
+    assert 0 < len(targets) <= len(ball_targets) and blinks.sum() == ball_blinks.sum() >= 1
+    seen = infos[hit - 1].ball
+    i = next(j for j in np.flatnonzero(blinks)
+             if tuple(origins[j]) == (seen[0] - RETURN_WINDOW // 2, seen[1] - RETURN_WINDOW // 2))
+    assert np.array_equal(stored[i, 2], stored[i, 1])  # frame t stands in for the next
+    removed = infos[hit].bricks & ~infos[hit + 1].bricks
+    assert brick_centres(infos[hit].bricks, seen, RETURN_WINDOW)[int(targets[i])] == tuple(np.argwhere(removed)[0])
+    assert stored[i, 4].sum() == BALL_H * BALL_W and stored[i, 3].sum() > 0  # the balls of t-1 and t-2
+    assert (targets == RETURN_WINDOW ** 2).any()  # steps that break none are samples too
+
+
+def test_the_return_brick_head_decides_which_brick_goes_after_a_blink(monkeypatch):
+    """Where the last frame shows no ball and the two before showed one near the bricks, the return
+    brick head's cell goes and no other (a cell the decoder took comes back); "none" keeps them all;
+    without a ball in the two frames before (a serve) the decoder's bricks stay; the model reads three
+    frames."""
+    from worldmodel.ball_head import cell_centre
+    from worldmodel.breakout import parse_bricks
+
+    torch.manual_seed(0)
+    model = WorldModel(WorldModelConfig(colors=COLORS, context=2, codes=4, widths=(8, 16, 32), encoder_width=8,
+                                        return_brick_head=dict(window=40, width=8, dilations=(1, 2)))).eval()
+    assert model.context_length == 3 and model.with_settings(use_return_brick_head=False).context_length == 2
+    chosen = {}
+    monkeypatch.setattr(model.return_brick_head, "forward", _fake_head(chosen))
+    bricks = lambda ids: parse_bricks(model.table.to_rgb(ids.numpy()))  # noqa: E731
+    context = torch.stack([_frame_with_bricks((60, 110)), _frame_with_bricks((62, 100)),
+                           _frame_with_bricks(None)])[None]  # going up, then hidden
+    decided = _frame_with_bricks((66, 88), gone=((5, 7), (5, 9)))[None]  # the decoder took two cells
+    chosen["index"] = target_index(cell_centre(5, 6), (62, 100), 40)  # the window sits on the last ball seen
+    want = np.ones((6, 18), bool)
+    want[5, 6] = False
+    assert np.array_equal(bricks(model.place_bricks(decided.clone(), context)[0]), want)
+    frames_read = []
+    place = model.place_bricks
+    monkeypatch.setattr(model, "place_bricks", lambda ids, ctx: frames_read.append(ctx.shape[1]) or place(ids, ctx))
+    model.predict_ids(context, torch.tensor([0]))
+    assert frames_read == [3]  # predict hands it the whole context
+    chosen["index"] = 1600  # none
+    assert np.array_equal(bricks(model.place_bricks(decided.clone(), context)[0]), np.ones((6, 18), bool))
+    served = torch.stack([_frame_with_bricks(None)] * 3)[None]
+    assert torch.equal(model.place_bricks(decided.clone(), served), decided)
+    off = model.with_settings(use_return_brick_head=False)
+    assert torch.equal(off.place_bricks(decided.clone(), context), decided)
+
+
 def _frame_with_bricks(ball: tuple[int, int] | None, gone: tuple = ()) -> torch.Tensor:
     from worldmodel.breakout import BRICK_H, BRICK_TOP, BRICK_W
 
@@ -426,8 +488,6 @@ def test_train_ball_head_bricks_cli_adds_a_brick_head(episodes_dir, tmp_path):
                "--quiet").returncode == 0
     args = ("train", "ball-head", "--data", str(episodes_dir), "--world-model", str(world / "world_model.pt"),
             "--tiny", "--quiet", "--threads", "1", "--bricks")
-    both = run(*args, "--returns", "--out", str(tmp_path / "both"))
-    assert both.returncode != 0 and "--returns and --bricks" in both.stderr
     result = run(*args, "--out", str(tmp_path / "bricks"))
     assert result.returncode == 0, result.stderr
     assert "brick head exact" in result.stdout
@@ -436,6 +496,17 @@ def test_train_ball_head_bricks_cli_adds_a_brick_head(episodes_dir, tmp_path):
     assert model.summary["brick_head"]["steps"] == 4 and model.summary["brick_head"]["train_samples"] > 0
     context = np.stack([np.zeros((210, 160, 3), np.uint8)] * 2)
     assert model.predict(context, 0).shape == (210, 160, 3)
+    blinked = tmp_path / "blinked"  # real blinks for the return brick head
+    blinked.mkdir()
+    assert _blinked_copy(episodes_dir, blinked) >= 4
+    both = run("train", "ball-head", "--data", str(blinked), "--world-model", str(tmp_path / "bricks" / "world_model.pt"),
+               "--tiny", "--quiet", "--threads", "1", "--bricks", "--returns", "--out", str(tmp_path / "both"))
+    assert both.returncode == 0, both.stderr
+    model = load_world_model(tmp_path / "both" / "world_model.pt")
+    assert model.return_brick_head is not None and model.brick_head is not None and model.context_length == 3
+    assert model.return_brick_head.config.window == 72 and model.summary["return_brick_head"]["steps"] == 4
+    assert model.summary["brick_head"] == load_world_model(tmp_path / "bricks" / "world_model.pt").summary["brick_head"]
+    assert model.predict(np.stack([np.zeros((210, 160, 3), np.uint8)] * 3), 0).shape == (210, 160, 3)
 
 
 def test_a_first_ball_head_reads_the_ball_three_frames_back(monkeypatch):
@@ -467,13 +538,15 @@ def test_a_first_ball_head_reads_the_ball_three_frames_back(monkeypatch):
     assert seen and seen[0].shape == (1, 9, 40, 40) and torch.equal(seen[0][0, 6], torch.from_numpy(x[6]))
 
 
-def test_one_head_at_a_time_and_no_first_ball_for_the_return_head():
+def test_head_names_and_no_first_ball_for_the_return_heads():
     import pytest
 
     from train.ball_head import BallHeadTrainConfig
 
-    with pytest.raises(ValueError, match="--returns and --bricks"):
-        BallHeadTrainConfig(data="d", returns=True, bricks=True)
+    names = {(r, b): BallHeadTrainConfig(data="d", returns=r, bricks=b).name for r in (False, True) for b in (False, True)}
+    assert names == {(False, False): "ball_head", (True, False): "return_head", (False, True): "brick_head",
+                     (True, True): "return_brick_head"}
+    assert BallHeadTrainConfig(data="d", returns=True, bricks=True).head.window == 72
     with pytest.raises(ValueError, match="--first-ball"):
         BallHeadTrainConfig(data="d", returns=True, first_ball=True)
     assert BallHeadTrainConfig(data="d", bricks=True, first_ball=True).head.channels == 9

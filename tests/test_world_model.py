@@ -974,6 +974,20 @@ def test_median_interval_brackets_the_median_and_narrows_with_more_segments():
     assert np.diff(median_interval(many))[0] < high - low
 
 
+def test_share_interval_matches_wilson_and_narrows_with_more_segments():
+    from train.evaluate import share_interval
+
+    low, high = share_interval(90, 100)  # the textbook Wilson interval of 90 in 100: 82.6%-94.5%
+    assert abs(low - 0.8256) < 1e-3 and abs(high - 0.9448) < 1e-3
+    low, high = share_interval(0, 10)  # none in 10: from 0 to z^2 / (n + z^2)
+    assert abs(low) < 1e-12 and abs(high - 1.96 ** 2 / (10 + 1.96 ** 2)) < 1e-9
+    assert abs(share_interval(10, 10)[1] - 1.0) < 1e-12
+    wide, narrow = share_interval(90, 100), share_interval(900, 1000)
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    with pytest.raises(ValueError, match="n=0"):
+        share_interval(0, 0)
+
+
 def test_keep_gaps_clears_a_brick_that_comes_back_and_keeps_the_rest():
     """A brick cell the last context frame shows empty is cleared where the decoder draws a brick
     there again; the bricks the last frame has, and the one the step breaks, stay as decided."""

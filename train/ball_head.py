@@ -22,6 +22,13 @@ brick band (`near_bricks`), the input `brick_input` (no next frame), the class t
 centre or "none" (`brick_target`); a step that removes two cells (none in the recorded games) is left
 out. Held-out figures are given over all samples and over the steps that break a brick.
 
+With `--returns --bricks` it trains the return brick head (`WorldModelConfig.return_brick_head`): which
+brick the step breaks where the ball blinked out of the last frame, often hidden in the very brick it
+hits (the brick head needs a ball in the last frame; without this head the decoder decides those
+steps). Its samples are the return head's (real blinks and synthetic ones) whose last ball seen is
+near the bricks, the window on that ball, the input `brick_input` one frame back, the target the cell
+the step breaks (`brick_target`). Held-out figures are on real blinks only.
+
 Resumes from OUT/checkpoint.pt (the head, optimizer, step and generator, written every few minutes
 and at the end; the samples are read again from the episodes). Writes OUT/world_model.pt: the world
 model checkpoint given, its weights untouched, with the head and its training summary added, and
@@ -69,7 +76,8 @@ class BallHeadTrainConfig:
                                                                 "two steps)"})
     returns: bool = field(default=False, metadata={"help": "train the return head (where a ball that blinked out "
                                                            "shows again) instead of the ball head, and add it as "
-                                                           "the world model's `return_head`"})
+                                                           "the world model's `return_head`; with --bricks, the "
+                                                           "return brick head (`return_brick_head`)"})
     bricks: bool = field(default=False, metadata={"help": "train the brick head (which brick the step breaks, if "
                                                           "any) instead of the ball head, and add it as the world "
                                                           "model's `brick_head`"})
@@ -107,8 +115,6 @@ class BallHeadTrainConfig:
                    eval_every=2, max_episodes=4, wandb=False, **options)
 
     def __post_init__(self):
-        if self.returns and self.bricks:
-            raise ValueError("--returns and --bricks: one head at a time")
         if self.returns and self.first_ball:
             raise ValueError("--first-ball: for the ball head and the brick head, not with --returns")
         if self.window is not None and self.returns and self.window < 2 * MAX_STEP + 8:
@@ -131,7 +137,9 @@ class BallHeadTrainConfig:
     @property
     def name(self) -> str:
         """The head's name in the world model checkpoint."""
-        return "return_head" if self.returns else "brick_head" if self.bricks else "ball_head"
+        if self.returns:
+            return "return_brick_head" if self.bricks else "return_head"
+        return "brick_head" if self.bricks else "ball_head"
 
 
 def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synthetic_every: int = 4,
@@ -149,7 +157,9 @@ def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synt
 
     With `bricks`, the brick head's samples: each transition whose frame t shows a ball near the
     bricks (`near_bricks`), the class the cell it breaks (`brick_target`); "outside" then also counts
-    the steps that break two cells."""
+    the steps that break two cells. With both, the return brick head's: the return head's samples
+    whose ball of t-1 is near the bricks, `brick_input` one frame back (the lit masks of t-1 and t,
+    the balls of t-2 and t-1), the cell the step t -> t+1 breaks."""
     playfields = [read_playfield(f) for f in frames]
     infos = [parse_frame(f, p) for f, p in zip(frames, playfields)]
     lit = [lit_pixels(f) for f in frames]
@@ -162,6 +172,8 @@ def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synt
             if not blink and t % synthetic_every:
                 continue
             seen, before = t - 1, t - 2
+            if bricks and not near_bricks(infos[seen].ball, window):
+                continue
             blank = lit[t] if blink else lit_without_ball(frames[t], playfields[t])
         elif bricks:
             if infos[t].ball is None or not near_bricks(infos[t].ball, window):
@@ -181,7 +193,9 @@ def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synt
             outside += 1
             continue
         ball_first = infos[t - 2].ball if t >= 2 else None
-        if bricks:
+        if bricks and returns:
+            x = brick_input(lit[seen], blank, infos[before].ball, last, window)
+        elif bricks:
             x = brick_input(lit[before], lit[t], infos[before].ball, last, window, first, ball_first)
         elif returns:
             x = head_input(lit[seen], blank, lit_without_ball(frames[t + 1], playfields[t + 1]), infos[before].ball,
@@ -317,7 +331,7 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = load_checkpoint(config.world_model, WORLD_MODEL_KIND)
-    if config.returns and not payload["config"].get("ball_head"):
+    if config.returns and not config.bricks and not payload["config"].get("ball_head"):
         raise ValueError(f"{config.world_model}: no ball head; the return head works beside it (train the ball head "
                          f"first: `neural-breakout train ball-head` without --returns)")
     if config.init_head:  # before the minutes of reading

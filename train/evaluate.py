@@ -183,6 +183,17 @@ def median_interval(values, level: float = 0.95, resamples: int = 2000) -> list[
     return [float(np.percentile(medians, tail)), float(np.percentile(medians, 100 - tail))]
 
 
+def share_interval(hits: int, n: int, level_z: float = 1.96) -> list[float]:
+    """The Wilson score interval (95% by default) of a share `hits` / `n`: how far the share of this
+    many segments could be from the share of all segments the draw stands for."""
+    if n <= 0:
+        raise ValueError(f"share_interval needs at least one case, got n={n}")
+    p, z2 = hits / n, level_z * level_z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = level_z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return [float(centre - half), float(centre + half)]
+
+
 def rollouts(model: WorldModel, store: FrameStore, config: EvaluateConfig, rng: np.random.Generator,
              starts: np.ndarray | None = None) -> tuple[dict, list[np.ndarray]]:
     """Open-loop rollouts with latents inferred from the real video, from `config.segments` segment
@@ -250,6 +261,8 @@ def rollouts(model: WorldModel, store: FrameStore, config: EvaluateConfig, rng: 
         mean_ball_tracking_horizon=float(np.mean(horizon)),
         horizon_censored_share=float(np.mean(~broken)),
         bricks_exact_16_steps=float(np.mean(bricks_ok[long_enough])) if long_enough.any() else None,
+        bricks_exact_16_steps_95ci=share_interval(int(bricks_ok[long_enough].sum()), int(long_enough.sum()))
+        if long_enough.any() else None,
         segments_with_16_steps=int(long_enough.sum()),
         delta_psnr_t4=float(np.mean(delta_psnr)) if delta_psnr else None,
         at_horizon={h: curve[h] for h in HORIZONS if h in curve},
@@ -317,9 +330,10 @@ def plot(report: dict, path: Path) -> Path:
 # one whole paddle (`one_paddle`); 6 = a stronger keep bonus on the brick rows (`brick_keep_bonus`);
 # 7 = the score digits drawn by the score rule (`count_score`); 8 = no brick comes back (`keep_gaps`);
 # 9 = at most one brick goes a step (`one_brick`); 10 = the brick head decides the bricks wherever the
-# last frame shows a ball (`place_bricks`, with a brick head).
+# last frame shows a ball (`place_bricks`, with a brick head); 11 = the return brick head decides them
+# where the ball blinked out of the last frame (`place_bricks`, with a return brick head).
 # The ablation reuses only reports of the current version.
-PREDICTION_VERSION = 10
+PREDICTION_VERSION = 11
 
 
 def ball_head_summary(model: WorldModel) -> dict | None:
@@ -330,11 +344,13 @@ def ball_head_summary(model: WorldModel) -> dict | None:
     return {k: summary.get(k) for k in ("command", "steps", "train_hours", "reading_minutes", "ball_within_1px")}
 
 
-def brick_head_summary(model: WorldModel) -> dict | None:
-    """How the model's brick head was trained and what it measured (None: no brick head, or not used)."""
-    if model.brick_head is None or not model.config.use_brick_head:
+def brick_head_summary(model: WorldModel, returns: bool = False) -> dict | None:
+    """How the model's brick head (`returns`: its return brick head) was trained and what it measured
+    (None: no such head, or not used)."""
+    used = model.return_bricks if returns else model.brick_head is not None and model.config.use_brick_head
+    if not used:
         return None
-    summary = model.summary.get("brick_head", {})
+    summary = model.summary.get("return_brick_head" if returns else "brick_head", {})
     return {k: summary.get(k) for k in ("command", "steps", "train_hours", "reading_minutes", "exact", "hit_exact",
                                         "none_exact")}
 
@@ -367,6 +383,7 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
                              brick_keep_bonus=model.config.brick_keep_bonus, one_ball=model.config.one_ball,
                              one_paddle=model.config.one_paddle, ball_head=ball_head_summary(model),
                              brick_head=brick_head_summary(model),
+                             return_brick_head=brick_head_summary(model, returns=True),
                              paddle_table=paddle_table_summary(model),
                              parameters=sum(p.numel() for p in model.parameters()),
                              training=dict((k, model.summary.get(k)) for k in ("steps", "wall_hours", "cpu_hours",

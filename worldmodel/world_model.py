@@ -131,6 +131,18 @@ class WorldModelConfig:
                                                                  "bricks less the one the head says the step breaks "
                                                                  "(none where the ball is far from the bricks) "
                                                                  "(`WorldModel.place_bricks`)"})
+    return_brick_head: dict | None = field(default=None, metadata={"help": "the return brick head's settings "
+                                                                         "(`ball_head.BallHeadConfig`), set by "
+                                                                         "`train ball-head --returns --bricks`; "
+                                                                         "None: no return brick head"})
+    use_return_brick_head: bool = field(default=True, metadata={"help": "with a return brick head: where the last "
+                                                                        "context frame shows no ball and the two "
+                                                                        "before showed one near the bricks (it "
+                                                                        "blinked out, often inside the brick it "
+                                                                        "hits), the next frame has exactly its "
+                                                                        "bricks less the one the head says the "
+                                                                        "step breaks; the model then reads one "
+                                                                        "context frame more (`context_length`)"})
     paddle_table: dict | None = field(default=None, metadata={"help": "the paddle table's settings "
                                                                     "(`paddle_table.PaddleTableConfig`), set by "
                                                                     "`train paddle-table`; None: no paddle table"})
@@ -288,6 +300,7 @@ class WorldModel(nn.Module):
         if config.return_head:
             self.return_head = BallHead(head_config(config.return_head))
         self.brick_head = BallHead(head_config(config.brick_head)) if config.brick_head else None
+        self.return_brick_head = BallHead(head_config(config.return_brick_head)) if config.return_brick_head else None
         self.paddle_table = PaddleTable(PaddleTableConfig(**config.paddle_table)) if config.paddle_table else None
 
     def with_settings(self, **changes) -> "WorldModel":
@@ -302,8 +315,8 @@ class WorldModel(nn.Module):
     def context_length(self) -> int:
         """Frames a context holds: the decoder's `config.context`, and one more with a return head in
         use or a head that reads the ball three frames back (`BallHeadConfig.first_ball`; only the ball
-        of that oldest frame is read)."""
-        return self.config.context + int(self.returns or self.first_ball)
+        of that oldest frame is read), or a return brick head in use."""
+        return self.config.context + int(self.returns or self.first_ball or self.return_bricks)
 
     @property
     def first_ball(self) -> bool:
@@ -319,6 +332,11 @@ class WorldModel(nn.Module):
         c = self.config
         return (self.return_head is not None and self.ball_head is not None and c.one_ball and c.use_ball_head
                 and c.use_return_head)
+
+    @property
+    def return_bricks(self) -> bool:
+        """Does the return brick head decide the bricks of a step whose ball blinked out (`place_bricks`)?"""
+        return self.return_brick_head is not None and self.config.use_return_brick_head
 
     @property
     def keep_bonus(self) -> float:
@@ -486,8 +504,8 @@ class WorldModel(nn.Module):
             ids = self.keep_gaps(ids, context)
         if self.config.one_brick:
             ids = self.one_brick(ids, kept, context)
-        if self.brick_head is not None and self.config.use_brick_head:
-            ids = self.place_bricks(ids, context)
+        if (self.brick_head is not None and self.config.use_brick_head) or self.return_bricks:
+            ids = self.place_bricks(ids, full)
         if self.config.count_score:
             ids = self.count_score(ids, context)
         if self.config.one_paddle:
@@ -567,32 +585,48 @@ class WorldModel(nn.Module):
         """Give each decided frame `ids` (B, 210, 160) whose last context frame (`context` (B, k, 210,
         160) class ids) shows a ball exactly that frame's bricks less the one cell the brick head says
         the step breaks (no cell where the ball's window does not reach the bricks, `near_bricks`): a
-        cell to clear turns black, a cell to keep gets the last frame's pixels back. Frames without a
-        ball keep the decoder's bricks (`keep_gaps` and `one_brick` still hold there)."""
-        black, head = self.table.black, self.brick_head
+        cell to clear turns black, a cell to keep gets the last frame's pixels back. Where the last
+        frame shows no ball and the two before showed one near the bricks (`returning_ball`: it
+        blinked out), the return brick head decides the same way, its window on the last ball seen.
+        Other frames without a ball keep the decoder's bricks (`keep_gaps` and `one_brick` still hold
+        there)."""
+        black, head, back_head = self.table.black, self.brick_head, self.return_brick_head
         if black is None:
             return ids
+        if not self.config.use_brick_head:
+            head = None
+        if not self.return_bricks or context.shape[1] < 3:
+            back_head = None
         band, cols = slice(BRICK_TOP, BRICK_BOTTOM), slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT)
         last_rgb = self.table.to_rgb(context[:, -1].cpu().numpy())
         before_rgb = self.table.to_rgb(context[:, -2].cpu().numpy()) if context.shape[1] > 1 else last_rgb
         last, decided = self._brick_maps(ids, context)
-        wanted = last.copy()  # (B, 6, 18): no brick goes unless the head says so
-        asked = []  # (b, input, ball)
+        wanted = last.copy()  # (B, 6, 18): no brick goes unless a head says so
+        asked = {"ball": [], "back": []}  # (b, input, the ball the window sits on)
         for b in range(len(ids)):
             info = parse_frame(last_rgb[b])
-            if info.ball is None:
-                wanted[b] = decided[b]
+            if info.ball is None or head is None:
+                seen = parse_frame(before_rgb[b]).ball if back_head is not None and info.ball is None else None
+                oldest = parse_frame(self.table.to_rgb(context[b, -3].cpu().numpy())).ball if seen else None
+                if seen is not None and returning_ball(oldest, seen) and near_bricks(seen, back_head.config.window):
+                    x = brick_input(lit_pixels(before_rgb[b]), lit_pixels(last_rgb[b]), oldest, seen,
+                                    back_head.config.window)
+                    asked["back"].append((b, x, seen))
+                else:
+                    wanted[b] = decided[b]
                 continue
             if near_bricks(info.ball, head.config.window):
                 first = head.config.first_ball and context.shape[1] > 2
                 ball_first = parse_frame(self.table.to_rgb(context[b, -3].cpu().numpy())).ball if first else None
                 x = brick_input(lit_pixels(before_rgb[b]), lit_pixels(last_rgb[b]), parse_frame(before_rgb[b]).ball,
                                 info.ball, head.config.window, head.config.first_ball, ball_first)
-                asked.append((b, x, info.ball))
-        if asked:
-            scores = head(torch.from_numpy(np.stack([a[1] for a in asked])).to(ids.device))  # (n, window ** 2 + 1)
-            for (b, _, ball), row in zip(asked, scores):
-                centres = brick_centres(last[b], ball, head.config.window)  # the cells it may break
+                asked["ball"].append((b, x, info.ball))
+        for name, which in (("ball", head), ("back", back_head)):
+            if not asked[name]:
+                continue
+            scores = which(torch.from_numpy(np.stack([a[1] for a in asked[name]])).to(ids.device))  # (n, c * c + 1)
+            for (b, _, ball), row in zip(asked[name], scores):
+                centres = brick_centres(last[b], ball, which.config.window)  # the cells it may break
                 if not centres:
                     continue
                 index = torch.tensor(list(centres), device=row.device)
