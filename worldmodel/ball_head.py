@@ -19,6 +19,10 @@ whose bricks are what it decides). It scores the centre pixel of each brick cell
 (`brick_target`, `brick_centres`); `WorldModel.place_bricks` then gives the next frame exactly the
 last frame's bricks less that one.
 
+The return brick head is a fourth, for the bricks of a step whose ball blinked out of the last frame
+(often hidden in the brick it hits): `brick_input` one frame back, the window on the last ball seen
+(`WorldModel.place_bricks`).
+
 It is trained on real transitions (`neural-breakout train ball-head`), with the next frame's real
 ball erased, and stored inside the world model checkpoint.
 
