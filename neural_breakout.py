@@ -207,6 +207,13 @@ def cmd_evaluate_world_model(args: argparse.Namespace) -> int:
           f"delta-PSNR at t=4 {roll['delta_psnr_t4']:.2f} dB")
     print(f"speed: predict {speed['predict_steps_per_s']:.0f} steps/s at batch 1, emulator "
           f"{speed['emulator_steps_per_s']:.0f} steps/s (ratio {speed['ratio']:.3f})")
+    cost = report["model"]["training_cost"]
+    if cost is None:
+        print("training cost: the checkpoint's metadata does not record it")
+    else:
+        parts = ", ".join(f"{name.replace('_', ' ')} {hours:.2f}" for name, hours in cost["parts_hours"].items())
+        print(f"training cost (from the checkpoint's metadata): {cost['wall_hours']:.2f} h wall ({parts}); "
+              f"peak memory of the runs it records {cost['peak_rss_gb']} GB")
     print(f"wrote {config.out}/report.json, metrics.png and rollout GIFs")
     return 0
 

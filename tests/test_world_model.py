@@ -302,6 +302,9 @@ def test_train_resume_and_evaluate_cli(episodes_dir, tmp_path):
     assert report["one_step"]["transitions"] == 10 and 0 <= report["one_step"]["bricks_exact"] <= 1
     assert report["rollouts"]["segments"] >= 1 and report["speed"]["predict_steps_per_s"] > 0
     assert report["serves"]["transitions"] > 0  # tracker episodes begin with no ball in play
+    cost = report["model"]["training_cost"]  # the resumed run's two stretches, from its metadata
+    recorded = load_world_model(out / "world_model.pt").summary["total_wall_hours"]
+    assert cost["parts_hours"] == dict(world_model_runs=round(recorded, 3)) and "training cost" in result.stdout
     assert (report_dir / "metrics.png").stat().st_size > 0 and (report_dir / "rollout-0.gif").exists()
 
 
@@ -987,6 +990,26 @@ def test_share_interval_matches_wilson_and_narrows_with_more_segments():
     with pytest.raises(ValueError, match="n=0"):
         share_interval(0, 0)
 
+
+def test_training_cost_sums_the_runs_the_metadata_records():
+    from train.evaluate import training_cost
+    from train.world_model import init_summary
+
+    base = dict(steps=7000, wall_hours=0.6, total_wall_hours=1.25, peak_rss_gb=9.2)
+    summary = dict(steps=1500, wall_hours=0.05, total_wall_hours=1.3, peak_rss_gb=9.0,
+                   init=init_summary("base.pt", base), paddle_table=dict(minutes=12.0),
+                   ball_head=dict(train_hours=0.4, reading_minutes=6.0, peak_rss_gb=2.3),
+                   brick_head=dict(train_hours=0.2, reading_minutes=3.0, peak_rss_gb=1.1))
+    cost = training_cost(summary)
+    assert cost["parts_hours"] == dict(world_model_runs=1.3, paddle_table=0.2, brick_head=0.25, ball_head=0.5)
+    assert abs(cost["wall_hours"] - 2.25) < 1e-9
+    assert cost["peak_rss_gb"] == 9.2  # the base run's, carried in the init's record
+    del summary["ball_head"]["train_hours"]
+    with pytest.raises(ValueError, match="ball_head"):
+        training_cost(summary)
+    assert training_cost(dict(wall_hours=0.5))["wall_hours"] == 0.5  # a base run alone
+    with pytest.raises(ValueError, match="world_model_runs"):
+        training_cost(dict(steps=10))
 
 def test_keep_gaps_clears_a_brick_that_comes_back_and_keeps_the_rest():
     """A brick cell the last context frame shows empty is cleared where the decoder draws a brick

@@ -363,6 +363,41 @@ def paddle_table_summary(model: WorldModel) -> dict | None:
     return {k: summary.get(k) for k in ("command", "minutes", "table_cases", "covered", "within_1px")}
 
 
+HEADS = ("brick_head", "ball_head", "return_head", "return_brick_head")
+
+
+def training_cost(summary: dict) -> dict:
+    """What a world model file cost to make, summed from its metadata: the world-model runs (its
+    `total_wall_hours`, which counts the runs of its `--init` chain), the paddle table, and each head's
+    updates and episode reading. Not counted: recording episodes, the 1 to 2 minutes each world-model
+    run spends loading episodes before its clock starts, and runs whose result a later one replaced."""
+    parts = {"world_model_runs": summary.get("total_wall_hours", summary.get("wall_hours"))}
+    if summary.get("paddle_table"):
+        minutes = summary["paddle_table"].get("minutes")
+        parts["paddle_table"] = None if minutes is None else minutes / 60
+    for name in HEADS:
+        head = summary.get(name)
+        if head:
+            hours = head.get("train_hours")
+            parts[name] = None if hours is None else hours + head.get("reading_minutes", 0.0) / 60
+    if any(v is None for v in parts.values()):
+        missing = [k for k, v in parts.items() if v is None]
+        raise ValueError(f"the checkpoint's summary lacks the wall time of {', '.join(missing)}")
+    peaks = [summary.get("peak_rss_gb"), (summary.get("init") or {}).get("peak_rss_gb")]  # the init's: newer files
+    peaks += [summary[name].get("peak_rss_gb") for name in HEADS if summary.get(name)]
+    peaks = [p for p in peaks if p is not None]
+    return dict(wall_hours=round(sum(parts.values()), 3), parts_hours={k: round(v, 3) for k, v in parts.items()},
+                peak_rss_gb=max(peaks) if peaks else None)
+
+
+def recorded_cost(summary: dict) -> dict | None:
+    """`training_cost`, or None for a file whose metadata lacks a part's wall time (an ad-hoc file)."""
+    try:
+        return training_cost(summary)
+    except ValueError:
+        return None
+
+
 def evaluate_world_model(config: EvaluateConfig) -> dict:
     from worldmodel.video import write_video
 
@@ -389,7 +424,8 @@ def evaluate_world_model(config: EvaluateConfig) -> dict:
                              training=dict((k, model.summary.get(k)) for k in ("steps", "wall_hours", "cpu_hours",
                                                                                 "total_wall_hours", "total_cpu_hours",
                                                                                 "samples", "training_command",
-                                                                                "init"))))
+                                                                                "init")),
+                             training_cost=recorded_cost(model.summary)))
     report["one_step"] = one_step(model, store, config, rng)
     report["serves"] = serves(model, store, config)
     report["rollouts"], gifs = rollouts(model, store, config, rng)

@@ -502,9 +502,11 @@ def init_summary(path: str, summary: dict) -> dict:
     """How the `--init` model was made, so that the total training cost can be reported."""
     total_wall = summary.get("total_wall_hours", summary.get("wall_hours", 0.0))
     total_cpu = summary.get("total_cpu_hours", summary.get("cpu_hours", 0.0))
+    peaks = [p for p in (summary.get("peak_rss_gb"), (summary.get("init") or {}).get("peak_rss_gb")) if p is not None]
     return dict(path=str(path), steps=summary.get("steps"), wall_hours=summary.get("wall_hours"),
                 cpu_hours=summary.get("cpu_hours"), total_wall_hours=total_wall, total_cpu_hours=total_cpu,
-                training_command=summary.get("training_command"), history=summary.get("history"))
+                peak_rss_gb=max(peaks) if peaks else None, training_command=summary.get("training_command"),
+                history=summary.get("history"))
 
 
 def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> dict:
