@@ -304,8 +304,10 @@ def measure(head: BallHead, samples: tuple[np.ndarray, ...], batch: int = 512, b
     head.eval()
     stored, origins, targets = samples[:3]
     predicted = []
-    for i in range(0, len(targets), batch):
-        predicted.append(head(to_input(stored[i:i + batch], origins[i:i + batch], head.config.window)).argmax(dim=1))
+    with torch.no_grad():
+        for i in range(0, len(targets), batch):
+            x = to_input(stored[i:i + batch], origins[i:i + batch], head.config.window)
+            predicted.append(head(x).argmax(dim=1))
     head.train()
     predicted, target = torch.cat(predicted), torch.from_numpy(targets)
     ball = target != head.config.positions
