@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from collect.episodes import load_episode
-from worldmodel.breakout import ram_ball_positions
+from worldmodel.breakout import ram_ball_in_play, ram_ball_positions, ram_paddle_x
 
 LOW = 150  # a bounce's ball is below this y (the paddle's rows are at 189 to 192)
 CAP = 60  # hit counts above this share a key
@@ -43,8 +43,8 @@ def paddle_bounces(folder: Path, holdout_every: int = 10) -> list[dict]:
     for e, name in enumerate(names):
         ram = load_episode(folder / name, decode_frames=False).ram.astype(np.int64)
         ball = ram_ball_positions(ram)
-        play = ram[:, 101] != 0
-        paddle = ram[:, 72] - 47
+        play = ram_ball_in_play(ram)
+        paddle = np.array([ram_paddle_x(r) for r in ram])
         since_serve = in_episode = 0
         for t in range(2, len(ram) - 1):
             if not play[t]:
@@ -68,25 +68,17 @@ def near(a: tuple, b: tuple) -> bool:
     return abs(a[0] - b[0]) <= 1 and abs(a[1] - b[1]) <= 1
 
 
-def fit(rows: list[dict], key) -> dict:
-    """The most common outcome of each key among the training rows."""
+def fit(rows: list[dict], keys: list) -> dict:
+    """The most common outcome of each key (`keys[i]` is row i's) among the given rows."""
     table = defaultdict(Counter)
-    for r in rows:
-        if not r["held"]:
-            table[key(r)][r["outcome"]] += 1
+    for r, k in zip(rows, keys):
+        table[k][r["outcome"]] += 1
     return {k: c.most_common(1)[0][0] for k, c in table.items()}
 
 
-def right_share(rows: list[dict], table: dict, key) -> float:
-    return sum(near(table[key(r)], r["outcome"]) for r in rows) / max(1, len(rows))
-
-
-def agreement(rows: list[dict], key) -> float:
-    """Share of all rows within 1 px of their key's most common outcome (fitted on the same rows)."""
-    table = defaultdict(Counter)
-    for r in rows:
-        table[key(r)][r["outcome"]] += 1
-    return sum(near(table[key(r)].most_common(1)[0][0], r["outcome"]) for r in rows) / len(rows)
+def right_share(rows: list[dict], table: dict, keys: list) -> float:
+    """Share of the rows within 1 px of the table's outcome for their key."""
+    return sum(near(table[k], r["outcome"]) for r, k in zip(rows, keys)) / max(1, len(rows))
 
 
 def main() -> None:
@@ -110,24 +102,29 @@ def main() -> None:
           f"|---|---|---|---|---|")
     keys = {"ball's step, y, x on the paddle (no paddle step)": lambda r: plain(r)[:3], "the frames' key": plain}
     keys.update({f"the frames' key + {name}": (lambda r, f=f: (*plain(r), f(r))) for name, f in extras.items()})
-    base = fit(rows, plain)
+    train = [r for r in rows if not r["held"]]
     held = [r for r in rows if r["held"]]
+    base = fit(train, [plain(r) for r in train])
     for name, key in keys.items():
-        table = fit(rows, key)
+        table = fit(train, [key(r) for r in train])
         covered = [r for r in held if key(r) in table and plain(r) in base]
-        print(f"| {name} | {len(table)} | {len(covered) / len(held):.1%} | {right_share(covered, table, key):.1%} | "
-              f"{right_share(covered, base, plain):.1%} |")
+        print(f"| {name} | {len(table)} | {len(covered) / len(held):.1%} | "
+              f"{right_share(covered, table, [key(r) for r in covered]):.1%} | "
+              f"{right_share(covered, base, [plain(r) for r in covered]):.1%} |")
 
     print("\nagreement with the bounces the table was fitted on (all episodes), real extra key vs shuffled:")
     print(f"| key | within 1 px | shuffled within each plain key |\n|---|---|---|")
-    print(f"| the frames' key | {agreement(rows, plain):.1%} | |")
+
+    def agreement(keys: list) -> float:  # fitted on and measured over all rows
+        return right_share(rows, fit(rows, keys), keys)
+
+    print(f"| the frames' key | {agreement([plain(r) for r in rows]):.1%} | |")
     groups = defaultdict(list)
     for i, r in enumerate(rows):
         groups[plain(r)].append(i)
     for name, f in extras.items():
         values = [f(r) for r in rows]
-        _set(rows, values)
-        real = agreement(rows, lambda r: (*plain(r), r["extra"]))
+        real = agreement([(*plain(r), v) for r, v in zip(rows, values)])
         chance = []
         for seed in range(args.shuffles):
             rng = np.random.default_rng(seed)
@@ -135,14 +132,8 @@ def main() -> None:
             for members in groups.values():
                 for i, j in zip(members, rng.permutation(members)):
                     shuffled[i] = values[j]
-            _set(rows, shuffled)
-            chance.append(agreement(rows, lambda r: (*plain(r), r["extra"])))
+            chance.append(agreement([(*plain(r), v) for r, v in zip(rows, shuffled)]))
         print(f"| + {name} | {real:.1%} | {np.mean(chance):.1%} |")
-
-
-def _set(rows: list[dict], values: list) -> None:
-    for r, v in zip(rows, values):
-        r["extra"] = v
 
 
 if __name__ == "__main__":

@@ -1011,6 +1011,7 @@ def test_training_cost_sums_the_runs_the_metadata_records():
     with pytest.raises(ValueError, match="world_model_runs"):
         training_cost(dict(steps=10))
 
+
 def test_keep_gaps_clears_a_brick_that_comes_back_and_keeps_the_rest():
     """A brick cell the last context frame shows empty is cleared where the decoder draws a brick
     there again; the bricks the last frame has, and the one the step breaks, stay as decided."""
