@@ -188,6 +188,38 @@ def test_extra_data_trains_on_every_episode_but_never_replays_a_held_out_one(epi
         extra_paths(str(tmp_path / "empty"), str(episodes_dir), [])
 
 
+def test_sample_cache_reads_each_episode_once_for_every_head(episodes_dir, tmp_path, monkeypatch):
+    """The first head's read writes every kind of `CACHED_KINDS`; the other heads then read the same
+    samples as without a cache, without decoding the episode; a damaged cache file is made again."""
+    import collect.episodes
+    from collect.episodes import list_episodes
+    from train.ball_head import CACHED_KINDS, SAMPLE_FIELDS, cache_file, kind_key, path_samples
+
+    path = list_episodes(episodes_dir)[0]
+    cache = tmp_path / "cache"
+    first = path_samples(path, CACHED_KINDS[1][0], returns=False, bricks=False, first=True, cache=str(cache))
+    file = cache_file(cache, path)
+    with np.load(file) as data:
+        assert {f"{kind_key(*k, 4)}.{f}" for k in CACHED_KINDS for f in SAMPLE_FIELDS} == set(data.files)
+    fresh = {k: path_samples(path, k[0], returns=k[1], bricks=k[2], first=k[3]) for k in CACHED_KINDS}
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded an episode the cache holds")
+
+    monkeypatch.setattr(collect.episodes, "load_episode", no_decoding)
+    for k, expected in fresh.items():
+        cached = path_samples(path, k[0], returns=k[1], bricks=k[2], first=k[3], cache=str(cache))
+        assert cached[3] == expected[3]
+        for got, want in zip(cached[:3] + cached[4:], expected[:3] + expected[4:]):
+            assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert all(np.array_equal(a, b) for a, b in zip(first[:3], fresh[CACHED_KINDS[1]][:3]))
+    monkeypatch.undo()
+    file.write_bytes(b"not a zip")
+    again = path_samples(path, 40, bricks=True, cache=str(cache))
+    assert np.array_equal(again[2], fresh[CACHED_KINDS[0]][2]) and np.load(file).files
+    assert not list(cache.glob(".*.tmp"))
+
+
 def test_without_blips_the_head_takes_the_ball_away_only_where_the_game_loses_it(monkeypatch):
     """`ball_blips=False`: a "no ball" above `BALL_LOST_TOP` becomes the head's likeliest place; at or
     below it the ball still goes, as with blips."""
@@ -488,9 +520,10 @@ def test_train_ball_head_bricks_cli_adds_a_brick_head(episodes_dir, tmp_path):
                "--quiet").returncode == 0
     args = ("train", "ball-head", "--data", str(episodes_dir), "--world-model", str(world / "world_model.pt"),
             "--tiny", "--quiet", "--threads", "1", "--bricks")
-    result = run(*args, "--out", str(tmp_path / "bricks"))
+    result = run(*args, "--out", str(tmp_path / "bricks"), "--sample-cache", str(tmp_path / "cache"))
     assert result.returncode == 0, result.stderr
     assert "brick head exact" in result.stdout
+    assert len(list((tmp_path / "cache").glob("episode-*.npz"))) == 4  # the tiny preset's episodes
     model = load_world_model(tmp_path / "bricks" / "world_model.pt")
     assert model.brick_head is not None and model.ball_head is None
     assert model.summary["brick_head"]["steps"] == 4 and model.summary["brick_head"]["train_samples"] > 0

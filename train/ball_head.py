@@ -29,8 +29,13 @@ steps). Its samples are the return head's (real blinks and synthetic ones) whose
 near the bricks, the window on that ball, the input `brick_input` one frame back, the target the cell
 the step breaks (`brick_target`). Held-out figures are on real blinks only.
 
+Reading the samples is minutes of decoding the episodes' frames, the same frames for each head. With
+`--sample-cache DIR` an episode is decoded once: its samples of the four heads' usual kinds
+(`CACHED_KINDS`) go to DIR, and the heads after it read theirs from there without decoding. The
+samples depend on the episodes alone, not on the world model.
+
 Resumes from OUT/checkpoint.pt (the head, optimizer, step and generator, written every few minutes
-and at the end; the samples are read again from the episodes). Writes OUT/world_model.pt: the world
+and at the end; the samples are read again from the episodes, or the cache). Writes OUT/world_model.pt: the world
 model checkpoint given, its weights untouched, with the head and its training summary added, and
 OUT/log.jsonl (wandb too, offline by default).
 """
@@ -55,6 +60,9 @@ from worldmodel.breakout import BALL_LOST_TOP, lit_pixels, parse_frame, read_pla
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from worldmodel.world_model import WORLD_MODEL_KIND, head_config
 
+
+
+BALL_WINDOW = 40  # the ball head's and brick head's window, px, unless --window says otherwise
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,12 @@ class BallHeadTrainConfig:
                                                         "(weights, optimizer and the held-out measure in float32): "
                                                         "faster on a CPU with AVX-512 BF16 "
                                                         "(`benchmarks/train_speed.py`)"})
+    sample_cache: str | None = field(default=None, metadata={"help": "folder of each episode's samples, shared by "
+                                                                     "the heads: an episode read for one head gets "
+                                                                     "the samples of the four heads' usual kinds "
+                                                                     "(`CACHED_KINDS`) written there, so the next "
+                                                                     "head reads them instead of decoding the "
+                                                                     "episode again (None: no cache)"})
     held_out: int = field(default=20_000, metadata={"help": "held-out samples to measure on (at most)"})
     eval_every: int = field(default=500, metadata={"help": "updates between held-out measurements"})
     checkpoint_minutes: float = field(default=5.0, metadata={"help": "minutes between resumable checkpoints"})
@@ -131,7 +145,7 @@ class BallHeadTrainConfig:
 
     @property
     def head(self) -> BallHeadConfig:
-        window = self.window if self.window is not None else RETURN_WINDOW if self.returns else 40
+        window = self.window if self.window is not None else RETURN_WINDOW if self.returns else BALL_WINDOW
         return BallHeadConfig(window=window, width=self.width, first_ball=self.first_ball)
 
     @property
@@ -142,8 +156,15 @@ class BallHeadTrainConfig:
         return "brick_head" if self.bricks else "ball_head"
 
 
+def parse_episode(frames: np.ndarray) -> tuple[list, list, list]:
+    """What every kind of sample reads from an episode's RGB frames (T+1, 210, 160, 3): each frame's
+    playfield, parse (`parse_frame`) and lit mask."""
+    playfields = [read_playfield(f) for f in frames]
+    return playfields, [parse_frame(f, p) for f, p in zip(frames, playfields)], [lit_pixels(f) for f in frames]
+
+
 def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synthetic_every: int = 4,
-                    bricks: bool = False, first: bool = False
+                    bricks: bool = False, first: bool = False, parsed: tuple[list, list, list] | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
     """The samples of one episode's RGB frames (T+1, 210, 160, 3): inputs without the row and column
     channels (N, 6, window, window) uint8 (7 with `first`: the ball head's and brick head's input
@@ -159,10 +180,9 @@ def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synt
     bricks (`near_bricks`), the class the cell it breaks (`brick_target`); "outside" then also counts
     the steps that break two cells. With both, the return brick head's: the return head's samples
     whose ball of t-1 is near the bricks, `brick_input` one frame back (the lit masks of t-1 and t,
-    the balls of t-2 and t-1), the cell the step t -> t+1 breaks."""
-    playfields = [read_playfield(f) for f in frames]
-    infos = [parse_frame(f, p) for f, p in zip(frames, playfields)]
-    lit = [lit_pixels(f) for f in frames]
+    the balls of t-2 and t-1), the cell the step t -> t+1 breaks. `parsed`: `parse_episode(frames)`,
+    if already made."""
+    playfields, infos, lit = parsed if parsed is not None else parse_episode(frames)
     inputs, origins, targets, blinks, outside = [], [], [], [], 0
     for t in range(len(frames) - 1):
         if returns:
@@ -214,14 +234,76 @@ def episode_samples(frames: np.ndarray, window: int, returns: bool = False, synt
             np.array(blinks, dtype=bool))
 
 
+# The kinds of sample (window, returns, bricks, first) the heads of the shipped recipe read: a cached
+# episode gets all of them at once, since decoding its frames is most of the reading.
+CACHED_KINDS = ((BALL_WINDOW, False, True, False),  # the brick head
+                (BALL_WINDOW, False, False, True),  # the ball head with --first-ball
+                (RETURN_WINDOW, True, False, False),  # the return head
+                (RETURN_WINDOW, True, True, False))  # the return brick head
+SAMPLES_VERSION = 1  # part of every cache file's name: raise it when `episode_samples` changes what it makes
+SAMPLE_FIELDS = ("inputs", "origins", "targets", "outside", "blinks")
+
+
+def kind_key(window: int, returns: bool, bricks: bool, first: bool, synthetic_every: int) -> str:
+    """The name of a kind of sample in a cache file, e.g. `ball_w40_f1` or `return_brick_w48_f0_s4`."""
+    name = ("return_" if returns else "") + ("brick" if bricks else "ball")
+    return f"{name}_w{window}_f{int(first)}" + (f"_s{synthetic_every}" if returns else "")
+
+
+def cache_file(cache: Path, path: Path) -> Path:
+    """Where the samples of the episode file `path` are cached: named by its stem and a hash of its
+    resolved path, size and modification time, so an episode recorded again is read again."""
+    import hashlib
+
+    stat = path.stat()
+    tag = hashlib.sha1(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{SAMPLES_VERSION}".encode()).hexdigest()
+    return cache / f"{path.stem}-{tag[:16]}.npz"
+
+
 def path_samples(path: Path, window: int, returns: bool = False, synthetic_every: int = 4,
-                 bricks: bool = False, first: bool = False) -> tuple:
-    """`episode_samples` of an episode file, its inputs packed 8 pixels to a byte (`pack_inputs`)."""
+                 bricks: bool = False, first: bool = False, cache: str | None = None) -> tuple:
+    """`episode_samples` of an episode file, its inputs packed 8 pixels to a byte (`pack_inputs`).
+
+    With `cache` (a folder), read them from the episode's cache file if it holds this kind; otherwise
+    decode the episode once, make this kind and every kind of `CACHED_KINDS` it lacks, and write them
+    all there (a temp file, then a rename)."""
+    import zipfile
+
     from collect.episodes import load_episode
 
-    inputs, origins, targets, outside, blinks = episode_samples(load_episode(path).frames, window, returns,
-                                                                synthetic_every, bricks, first)
-    return pack_inputs(inputs), origins, targets, outside, blinks
+    kind = (window, returns, bricks, first)
+    if cache is None:
+        inputs, origins, targets, outside, blinks = episode_samples(load_episode(path).frames, window, returns,
+                                                                    synthetic_every, bricks, first)
+        return pack_inputs(inputs), origins, targets, outside, blinks
+    key = kind_key(*kind, synthetic_every)
+    file = cache_file(Path(cache), Path(path))
+    stored: dict[str, np.ndarray] = {}
+    if file.is_file():
+        try:
+            with np.load(file, allow_pickle=False) as data:
+                if f"{key}.targets" in data.files:
+                    inputs, origins, targets, outside, blinks = (data[f"{key}.{f}"] for f in SAMPLE_FIELDS)
+                    return inputs, origins, targets, int(outside), blinks
+                stored = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            stored = {}  # a damaged cache file is made again
+    frames = load_episode(path).frames
+    parsed = parse_episode(frames)
+    for w, r, b, f in [kind, *(k for k in CACHED_KINDS if k != kind)]:
+        name = kind_key(w, r, b, f, synthetic_every)
+        if f"{name}.targets" not in stored:
+            inputs, origins, targets, outside, blinks = episode_samples(frames, w, r, synthetic_every, b, f, parsed)
+            stored.update({f"{name}.inputs": pack_inputs(inputs), f"{name}.origins": origins,
+                           f"{name}.targets": targets, f"{name}.outside": np.array(outside),
+                           f"{name}.blinks": blinks})
+    file.parent.mkdir(parents=True, exist_ok=True)
+    temp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    with open(temp, "wb") as handle:
+        np.savez(handle, **stored)
+    os.replace(temp, file)
+    return (*(stored[f"{key}.{f}"] for f in SAMPLE_FIELDS[:3]), int(stored[f"{key}.outside"]),
+            stored[f"{key}.blinks"])
 
 
 def pack_inputs(inputs: np.ndarray) -> np.ndarray:
@@ -231,16 +313,17 @@ def pack_inputs(inputs: np.ndarray) -> np.ndarray:
 
 
 def read_samples(paths: list[Path], window: int, workers: int, progress: bool, desc: str, returns: bool = False,
-                 synthetic_every: int = 4, bricks: bool = False, first: bool = False) -> tuple:
+                 synthetic_every: int = 4, bricks: bool = False, first: bool = False, cache: str | None = None
+                 ) -> tuple:
     """The samples of some episodes, read by `workers` processes: (inputs, origins, targets, left out,
-    real blinks) (`episode_samples`)."""
+    real blinks) (`episode_samples`; `cache`: `path_samples`)."""
     from functools import partial
     from multiprocessing import get_context
 
     from tqdm import tqdm
 
     read = partial(path_samples, window=window, returns=returns, synthetic_every=synthetic_every, bricks=bricks,
-                   first=first)
+                   first=first, cache=cache)
     if workers > 1:
         with get_context("spawn").Pool(workers) as pool:  # `with` ends the pool once every result is in
             parts = list(tqdm(pool.imap(read, paths), total=len(paths), desc=desc, unit="ep", disable=not progress))
@@ -351,7 +434,7 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
     workers = max(1, min(config.threads, os.cpu_count() or 1))
     window = config.head.window
     read = dict(returns=config.returns, synthetic_every=config.synthetic_every, bricks=config.bricks,
-                first=config.first_ball)
+                first=config.first_ball, cache=config.sample_cache)
     train = read_samples(train_paths, window, workers, progress, "read training episodes", **read)
     held = read_samples(held_paths, window, workers, progress, "read held-out episodes", **read)
     rng = np.random.default_rng(config.seed)
