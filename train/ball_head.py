@@ -35,9 +35,9 @@ Reading the samples is minutes of decoding the episodes' frames, the same frames
 samples depend on the episodes alone, not on the world model.
 
 Resumes from OUT/checkpoint.pt (the head, optimizer, step and generator, written every few minutes
-and at the end; the samples are read again from the episodes, or the cache). Writes OUT/world_model.pt: the world
-model checkpoint given, its weights untouched, with the head and its training summary added, and
-OUT/log.jsonl (wandb too, offline by default).
+and at the end; the samples are read again from the episodes, or the cache). Writes
+OUT/world_model.pt: the world model checkpoint given, its weights untouched, with the head and its
+training summary added, and OUT/log.jsonl (wandb too, offline by default).
 """
 
 from __future__ import annotations
