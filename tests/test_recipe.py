@@ -1,0 +1,44 @@
+"""train/recipe.sh: every stage parses as a CLI command, and each stage reads what an earlier one wrote."""
+import shlex
+import subprocess
+from pathlib import Path
+
+from neural_breakout import build_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "train" / "recipe.sh"
+
+
+def recipe_commands() -> list[list[str]]:
+    out = subprocess.run(["bash", str(RECIPE), "print"], capture_output=True, text=True, check=True, cwd=ROOT)
+    return [shlex.split(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_recipe_stages_parse_and_chain():
+    commands = recipe_commands()
+    assert len(commands) == 17
+    parser = build_parser()
+    written = {"checkpoints/agent.pt"}  # shipped with the repo
+    folders = set()
+    for argv in commands:
+        assert argv[0] == "neural-breakout", argv
+        args = parser.parse_args(argv[1:])  # an unknown or misspelt option exits here
+        for option in ("init", "world_model", "action_map", "start_states", "checkpoint"):
+            path = getattr(args, option, None)
+            if path:
+                assert path in written, f"{' '.join(argv)}: --{option} {path} is written by no earlier stage"
+        for folder in [getattr(args, "data", None), *(getattr(args, "extra_data", None) or "").split(",")]:
+            if folder and argv[1] != "record":
+                assert folder in folders, f"{' '.join(argv)}: {folder} is recorded by no earlier stage"
+        out = args.out
+        if argv[1] == "record":
+            folders.add(out)
+        else:
+            written.update({f"{out}/world_model.pt", f"{out}/action_map.pt", f"{out}/start_states.npz"})
+
+
+def test_recipe_refuses_an_unknown_argument():
+    result = subprocess.run(["bash", str(RECIPE), "everything"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2
+    assert "unknown argument 'everything'" in result.stderr
+

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The bf16 recipe from an empty machine to a world model, its action map and their evaluations:
+# the chain of the lab notes' *A longer bf16 first stage, and one reading for the four heads*.
+#
+#   bash train/recipe.sh            # every stage; a stage that finished is skipped
+#   bash train/recipe.sh wm         # only up to the world model's last head
+#   bash train/recipe.sh print      # print the stages' commands, run nothing
+#
+# Each stage writes runs/recipe/NAME.done when it exits cleanly, so after a kill the same command
+# skips the finished stages and resumes the stopped one (every trainer resumes from its --out).
+# Run it alone on the CPU: the world model's cost is the wall time each stage records in its file.
+# Logs: runs/recipe/NAME.log. The world model: runs/wm-b16r2f-rbricks/world_model.pt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-all}
+if [[ $MODE != all && $MODE != wm && $MODE != print ]]; then
+    echo "train/recipe.sh: unknown argument '$MODE' (expected nothing, wm or print)" >&2; exit 2
+fi
+mkdir -p runs/recipe
+export WANDB_MODE="${WANDB_MODE:-offline}"
+
+stage() {  # stage NAME COMMAND...: run COMMAND unless NAME finished before
+    local name=$1; shift
+    if [[ $MODE == print ]]; then echo "$*"; return; fi
+    if [[ -f runs/recipe/$name.done ]]; then echo "skip $name (finished)"; return; fi
+    echo "$(date -u +%FT%TZ) start $name: $*"
+    "$@" > "runs/recipe/$name.log" 2>&1
+    date -u +%FT%TZ > "runs/recipe/$name.done"
+    echo "$(date -u +%FT%TZ) done $name"
+}
+
+NB=neural-breakout
+D="--data data/breakout"
+REC="--policy agent --checkpoint checkpoints/agent.pt --random-fraction 0.1 --tracker-fraction 0.6 --epsilon 0.05 --episodes 180"
+X="--extra-data data/breakout-2,data/breakout-3"
+E="--eval-every 4000 --sample-cache runs/sample-cache-b16r2f"
+WM=runs/wm-b16r2f-rbricks/world_model.pt
+
+# shellcheck disable=SC2086
+{
+stage record-1 $NB record --out data/breakout $REC --seed 1
+# The first stage: 10,000 updates, then 1,800 and 3,000 more at lower peak rates (14,800 in all).
+stage wm-b16 $NB train world-model $D --out runs/wm-b16 --steps 10000 --bf16
+stage wm-b16r $NB train world-model $D --out runs/wm-b16r --steps 1800 --lr 5e-4 --warmup 50 --init runs/wm-b16/world_model.pt --bf16
+stage wm-b16r2 $NB train world-model $D --out runs/wm-b16r2 --steps 3000 --lr 3e-4 --warmup 50 --init runs/wm-b16r/world_model.pt --bf16
+# The second stage with the encoder frozen (the codes keep the paddle), then the event input.
+stage wm-b16r2f $NB train world-model $D --out runs/wm-b16r2f --steps 7000 --lr 4e-4 --warmup 50 --unroll 0.5 --unroll-steps 4 --freeze-encoder --init runs/wm-b16r2/world_model.pt --bf16
+stage wm-b16r2f-ei $NB train world-model $D --out runs/wm-b16r2f-ei --steps 1500 --warmup 50 --unroll 0.0 --serve-share 0.25 --event-input --init runs/wm-b16r2f/world_model.pt --bf16
+stage wm-b16r2f-pt $NB train paddle-table $D --world-model runs/wm-b16r2f-ei/world_model.pt --out runs/wm-b16r2f-pt
+# Two more recordings for the heads (other seeds; the held-out episodes stay unseen).
+stage record-2 $NB record --out data/breakout-2 $REC --seed 2
+stage record-3 $NB record --out data/breakout-3 $REC --seed 3
+# The four heads, reading the episodes once through the sample cache.
+stage wm-b16r2f-brick $NB train ball-head $D $X --world-model runs/wm-b16r2f-pt/world_model.pt --out runs/wm-b16r2f-brick --bricks --width 32 --steps 10000 --bf16 $E
+stage wm-b16r2f-ball $NB train ball-head $D $X --world-model runs/wm-b16r2f-brick/world_model.pt --out runs/wm-b16r2f-ball --first-ball --width 32 --steps 24000 --bf16 $E
+stage wm-b16r2f-return $NB train ball-head $D $X --world-model runs/wm-b16r2f-ball/world_model.pt --out runs/wm-b16r2f-return --returns --width 32 --steps 4000 --bf16 $E
+stage wm-b16r2f-rbricks $NB train ball-head $D $X --world-model runs/wm-b16r2f-return/world_model.pt --out runs/wm-b16r2f-rbricks --returns --bricks --width 32 --steps 3000 --bf16 $E
+if [[ $MODE == wm ]]; then exit 0; fi
+# Its evaluation, action map, action paddle table and play evaluation.
+stage eval-wm $NB evaluate world-model $D --checkpoint $WM --out runs/eval-wm-b16r2f
+stage action-map $NB train action-map $D --world-model $WM --out runs/action-map-b16r2f --context 8 --presence --serves --life-head --serve-head --memory --steps 4000
+stage action-paddle $NB train action-paddle $D --action-map runs/action-map-b16r2f/action_map.pt --world-model $WM --out runs/action-paddle-b16r2f
+stage eval-play $NB evaluate play $D --checkpoint $WM --action-map runs/action-paddle-b16r2f/action_map.pt --start-states runs/action-map-b16r2f/start_states.npz --out runs/eval-play-b16r2f
+}
