@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from train.cpu import warn_if_bf16_is_slow
 from train.logger import RunLogger, command_line
 from train.world_model import model_split, peak_rss_gb
 from worldmodel.ball_head import (H, MAX_STEP, RETURN_WINDOW, W, BallHead, BallHeadConfig, brick_input,
@@ -106,7 +107,8 @@ class BallHeadTrainConfig:
                                                               "reads 3 context frames); not with --returns"})
     bf16: bool = field(default=False, metadata={"help": "run the training forward passes in bfloat16 autocast "
                                                         "(weights, optimizer and the held-out measure in float32): "
-                                                        "faster on a CPU with AVX-512 BF16 "
+                                                        "faster on a CPU with AVX-512 BF16, about 10x slower "
+                                                        "on one without (a warning says so) "
                                                         "(`benchmarks/train_speed.py`)"})
     sample_cache: str | None = field(default=None, metadata={"help": "folder of each episode's samples, shared by "
                                                                      "the heads: an episode read for one head gets "
@@ -413,6 +415,8 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     torch.set_num_threads(config.threads)
+    if config.bf16:
+        warn_if_bf16_is_slow("train ball-head")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     payload = load_checkpoint(config.world_model, WORLD_MODEL_KIND)

@@ -70,6 +70,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from train.cpu import warn_if_bf16_is_slow
 from train.logger import RunLogger, command_line
 from worldmodel.breakout import (BALL_H, BRICK_BOTTOM, BRICK_TOP, memory_states, parse_frame, ram_ball_in_play,
                                   ram_ball_positions, transition_events)
@@ -148,7 +149,8 @@ class WorldModelTrainConfig:
     threads: int = field(default=2, metadata={"help": "torch threads"})
     bf16: bool = field(default=False, metadata={"help": "run the forward passes (the loss's and the unrolls') in "
                                                         "bfloat16 autocast, weights and optimizer in float32: about "
-                                                        "1.4x faster on a CPU with AVX-512 BF16 "
+                                                        "1.4x faster on a CPU with AVX-512 BF16, 7x slower "
+                                                        "on one without (a warning says so) "
                                                         "(`benchmarks/train_speed.py`)"})
     device: str = field(default="cpu", metadata={"help": "where the model trains: 'cpu' (the shipped models), "
                                                          "'cuda' or 'cuda:N' where a GPU is at hand (about 10 to "
@@ -536,6 +538,8 @@ def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> d
     if config.stop_at is not None and not 0 < config.stop_at <= config.steps:
         raise ValueError(f"--stop-at must be in 1..--steps ({config.steps}), got {config.stop_at}")
     torch.set_num_threads(config.threads)
+    if config.bf16 and config.device == "cpu":
+        warn_if_bf16_is_slow("train world-model")
     try:
         device = torch.device(config.device)
     except RuntimeError:
