@@ -16,7 +16,7 @@ from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
 from collect.episodes import load_episode
 from worldmodel.breakout import BALL_H, BRICK_BOTTOM, BRICK_TOP, parse_frame, ram_ball
-from worldmodel.lam import one_hot_blocks
+from worldmodel.lam import block_indices, one_hot_blocks
 from worldmodel.world_model import WorldModel, WorldModelConfig, events_to_bits, load_world_model
 
 COLORS = ((0, 0, 0), (142, 142, 142), (200, 72, 72), (66, 72, 200))
@@ -37,6 +37,102 @@ def test_one_hot_blocks_matches_pixel_unshuffle():
     x[:, :, 0, 210:, :] = 1.0  # the padding rows read as class 0
     expected = F.pixel_unshuffle(x.view(2, 15, 212, 160), 4)
     assert torch.equal(one_hot_blocks(ids, 5), expected)
+
+
+def test_block_indices_name_the_one_hot_channels():
+    ids = torch.randint(0, 5, (2, 3, 210, 160), dtype=torch.uint8)
+    index = block_indices(ids, 5)  # (2, 53, 40, 3 * 16)
+    assert index.shape == (2, 53, 40, 48)
+    from_index = torch.zeros(2, 53, 40, 3 * 5 * 16).scatter_(3, index, 1.0).permute(0, 3, 1, 2)
+    assert torch.equal(from_index, one_hot_blocks(ids, 5))
+
+
+@pytest.mark.parametrize("context,event_input", [(1, False), (2, False), (3, True)])
+def test_decoder_equals_its_one_hot_convolutions(context, event_input):
+    """The decoder's stem and head gather their weights' columns (`block_indices`); the same
+    numbers as the 1x1 convolutions of the one-hot blocks they stand for, forward and backward."""
+    torch.manual_seed(0)
+    model = WorldModel(WorldModelConfig(colors=COLORS, context=context, codes=4, widths=(8, 16, 32), encoder_width=8,
+                                        event_input=event_input))
+    decoder = model.decoder
+    torch.nn.init.normal_(decoder.head.weight)  # the head starts at zero: give it weights to tell apart
+    ids = torch.randint(0, len(COLORS), (2, context, 210, 160), dtype=torch.uint8)
+    latent = torch.randn(2, model.config.latent_dim)
+    bits = events_to_bits(torch.tensor([1, 2])) if event_input else None
+    logits = decoder(ids, latent, bits)
+
+    x = one_hot_blocks(ids, len(COLORS))  # the reference: the decoder written with one-hot blocks
+    last = x[:, -len(COLORS) * 16:]
+    h0 = decoder.stem(x)
+    if bits is not None:
+        h0 = h0 + torch.einsum("be,echw->bchw", bits, decoder.event_map)
+    for blk in decoder.level0:
+        h0 = blk(h0, latent, bits)
+    h1 = decoder.down1(F.silu(h0))
+    for blk in decoder.level1:
+        h1 = blk(h1, latent, bits)
+    h2 = decoder.down2(F.silu(h1))
+    for blk in decoder.level2:
+        h2 = blk(h2, latent, bits)
+    u1 = decoder.up1_block(decoder.up1(torch.cat([F.interpolate(h2, size=h1.shape[-2:]), h1], 1)), latent, bits)
+    u0 = decoder.up0_block(decoder.up0(torch.cat([F.interpolate(u1, size=h0.shape[-2:]), h0], 1)), latent, bits)
+    expected = decoder.head(torch.cat([F.silu(u0), last], 1)) + decoder.copy_bias * last
+    expected = F.pixel_shuffle(expected, 4)[:, :, :210]
+    assert torch.allclose(logits, expected, atol=1e-4)
+
+    weights = [decoder.stem.weight, decoder.head.weight, decoder.copy_bias, decoder.head.bias]
+    grads = torch.autograd.grad(logits.square().sum(), weights)
+    expected_grads = torch.autograd.grad(expected.square().sum(), weights)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max())) for a, b in zip(grads, expected_grads))
+
+
+def _real_frames(steps: int = 40) -> np.ndarray:
+    """Emulator frames (steps + 1, 210, 160, 3) of a game with a served ball, paddle moving right."""
+    from collect.atari import make_env
+
+    env = make_env("breakout")
+    frames = [env.reset(seed=0)[0]]
+    for i in range(steps):
+        frames.append(env.step(1 if i < 2 else 2)[0])
+    env.close()
+    return np.stack(frames)
+
+
+def test_ball_of_and_lit_of_read_class_id_frames_as_the_parser_reads_rgb(monkeypatch):
+    import worldmodel.world_model as wm_module
+    from worldmodel.breakout import lit_pixels
+
+    model = load_world_model(None)
+    frames = _real_frames()
+    ids = torch.from_numpy(model.table.to_ids(frames))
+    balls = [parse_frame(f).ball for f in frames]
+    assert sum(b is not None for b in balls) >= 15  # the ball is in play in many of them
+    assert [model.ball_of(f) for f in ids] == balls
+    assert all(np.array_equal(model.lit_of(f), lit_pixels(rgb)) for f, rgb in zip(ids, frames))
+    calls = []
+    monkeypatch.setattr(wm_module, "parse_frame", lambda frame: calls.append(1) or parse_frame(frame))
+    assert [model.ball_of(f) for f in ids] == balls and calls == []  # remembered, not parsed again
+    monkeypatch.setattr(wm_module, "BALL_MEMORY", 8)
+    model._balls.clear()
+    assert [model.ball_of(f) for f in ids] == balls and len(calls) == len(set(f.numpy().tobytes() for f in ids))
+    assert len(model._balls) <= 8
+
+
+def test_loaded_model_predicts_the_same_with_channels_last_weights():
+    """`load_world_model` puts the convolution weights in channels-last order for speed; the frames
+    of a rollout are those of the same weights in the default order."""
+    model = load_world_model(None)
+    assert model.decoder.down1.weight.is_contiguous(memory_format=torch.channels_last)
+    plain = load_world_model(None).to(memory_format=torch.contiguous_format)
+    assert plain.decoder.down1.weight.is_contiguous()
+    frames = _real_frames(12)
+    context = torch.from_numpy(model.table.to_ids(frames[-model.context_length:]))[None]
+    a = b = context
+    for step in range(8):
+        latent = torch.tensor([step % model.config.latents])
+        next_a, next_b = model.predict_ids(a, latent), plain.predict_ids(b, latent)
+        assert torch.equal(next_a, next_b)
+        a, b = torch.cat([a[:, 1:], next_a[:, None]], 1), torch.cat([b[:, 1:], next_b[:, None]], 1)
 
 
 def test_color_table_round_trip_and_unknown_colour():

@@ -24,6 +24,8 @@ class ColorTable:
                             if len(np.unique(self.packed % m)) == len(self.packed))
         self.slot = np.zeros(self.modulus, dtype=np.uint8)  # packed % modulus -> class id
         self.slot[self.packed % self.modulus] = np.arange(len(self.packed))
+        self._black = self.class_of((0, 0, 0))  # looked up once: the env asks for it many times a step
+        self._lit = np.array([c for c in range(len(self.rgb)) if c != self._black], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.rgb)
@@ -40,12 +42,12 @@ class ColorTable:
     @property
     def black(self) -> int | None:
         """The class id of black (the background), or None if the table has no black."""
-        return self.class_of((0, 0, 0))
+        return self._black
 
     @property
     def lit(self) -> np.ndarray:
         """The class ids of every colour but black."""
-        return np.array([c for c in range(len(self.rgb)) if c != self.black], dtype=np.int64)
+        return self._lit.copy()
 
     @staticmethod
     def _pack(rgb: np.ndarray) -> np.ndarray:

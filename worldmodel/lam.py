@@ -19,6 +19,20 @@ PATCH = 4  # frames are read as 4x4 space-to-depth blocks: (212, 160) -> (53, 40
 PADDED_HEIGHT = 212  # 210 rows padded to a multiple of PATCH
 
 
+def block_indices(ids: torch.Tensor, classes: int) -> torch.Tensor:
+    """(B, F, 210, 160) class ids -> (B, 53, 40, F * 16) long: at each 4x4 block, the channel that
+    `one_hot_blocks` sets to 1 for each (frame, pixel of the block). A 1x1 convolution of the one-hot
+    blocks is then a sum of its weight's columns at these channels (`F.embedding_bag`), without
+    making the one-hot tensor, 16x larger than the ids."""
+    b, f, h, w = ids.shape
+    ids = F.pad(ids, (0, 0, 0, PADDED_HEIGHT - h))  # (B, F, 212, 160)
+    blocks = ids.view(b, f, PADDED_HEIGHT // PATCH, PATCH, w // PATCH, PATCH).permute(0, 2, 4, 1, 3, 5)
+    blocks = blocks.reshape(b, PADDED_HEIGHT // PATCH, w // PATCH, f, PATCH * PATCH).long()  # (B, 53, 40, F, 16)
+    frame = torch.arange(f, device=ids.device)[:, None] * classes
+    pixel = torch.arange(PATCH * PATCH, device=ids.device)
+    return ((frame + blocks) * PATCH * PATCH + pixel).flatten(3)  # channel = (frame, class, pixel)
+
+
 def one_hot_blocks(ids: torch.Tensor, classes: int) -> torch.Tensor:
     """(B, F, 210, 160) class ids -> (B, F * classes * 16, 53, 40) one-hot 4x4 blocks, channel =
     (frame, class, row-in-block, column-in-block) as `F.pixel_unshuffle` orders them. The two
