@@ -23,7 +23,7 @@ if [[ $MODE != print && -r /proc/cpuinfo && -z "${RECIPE_ANY_CPU:-}" ]] && ! gre
     echo "recipe's --bf16 stages would run 7 to 11x slower than planned; RECIPE_ANY_CPU=1 runs them anyway" >&2
     exit 3
 fi
-mkdir -p runs/recipe
+if [[ $MODE != print ]]; then mkdir -p runs/recipe; fi
 export WANDB_MODE="${WANDB_MODE:-offline}"
 
 stage() {  # stage NAME COMMAND...: run COMMAND unless NAME finished before
