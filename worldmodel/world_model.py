@@ -601,11 +601,12 @@ class WorldModel(nn.Module):
         """`parse_frame(...).ball` of a class-id frame (210, 160), remembered for the last
         `BALL_MEMORY` frames asked about: in a rollout each generated frame is read as the last context
         frame, then as the one before and the third, by the brick heads and the ball heads alike."""
-        key = frame.cpu().numpy().tobytes()
+        frame = frame.cpu().numpy()
+        key = frame.tobytes()
         if key not in self._balls:
             if len(self._balls) >= BALL_MEMORY:
                 del self._balls[next(iter(self._balls))]  # the oldest
-            self._balls[key] = parse_frame(self.table.to_rgb(frame.cpu().numpy())).ball
+            self._balls[key] = parse_frame(self.table.to_rgb(frame)).ball
         return self._balls[key]
 
     def lit_of(self, frame: torch.Tensor) -> np.ndarray:
@@ -630,16 +631,17 @@ class WorldModel(nn.Module):
         if not self.return_bricks or context.shape[1] < 3:
             back_head = None
         band, cols = slice(BRICK_TOP, BRICK_BOTTOM), slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT)
+        before = -2 if context.shape[1] > 1 else -1  # the frame before the last (the last, alone)
         last, decided = self._brick_maps(ids, context)
         wanted = last.copy()  # (B, 6, 18): no brick goes unless a head says so
         asked = {"ball": [], "back": []}  # (b, input, the ball the window sits on)
         for b in range(len(ids)):
             ball = self.ball_of(context[b, -1])
             if ball is None or head is None:
-                seen = self.ball_of(context[b, -2]) if back_head is not None and ball is None else None
+                seen = self.ball_of(context[b, before]) if back_head is not None and ball is None else None
                 oldest = self.ball_of(context[b, -3]) if seen else None
                 if seen is not None and returning_ball(oldest, seen) and near_bricks(seen, back_head.config.window):
-                    x = brick_input(self.lit_of(context[b, -2]), self.lit_of(context[b, -1]), oldest, seen,
+                    x = brick_input(self.lit_of(context[b, before]), self.lit_of(context[b, -1]), oldest, seen,
                                     back_head.config.window)
                     asked["back"].append((b, x, seen))
                 else:
@@ -648,8 +650,9 @@ class WorldModel(nn.Module):
             if near_bricks(ball, head.config.window):
                 first = head.config.first_ball and context.shape[1] > 2
                 ball_first = self.ball_of(context[b, -3]) if first else None
-                x = brick_input(self.lit_of(context[b, -2]), self.lit_of(context[b, -1]), self.ball_of(context[b, -2]),
-                                ball, head.config.window, head.config.first_ball, ball_first)
+                x = brick_input(self.lit_of(context[b, before]), self.lit_of(context[b, -1]),
+                                self.ball_of(context[b, before]), ball, head.config.window, head.config.first_ball,
+                                ball_first)
                 asked["ball"].append((b, x, ball))
         for name, which in (("ball", head), ("back", back_head)):
             if not asked[name]:
