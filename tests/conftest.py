@@ -44,6 +44,26 @@ def recorded_episode():
 
 
 @pytest.fixture(scope="session")
+def tracker_frames():
+    """RGB frames (501, 210, 160, 3) of 500 steps of the ball tracker (seed 0): it breaks bricks, so
+    its ball crosses the bottom of the brick band, where the random episode's never goes."""
+    from collect.policies import TrackerPolicy
+
+    env = make_env(max_episode_steps=500)
+    rng = np.random.default_rng(0)
+    obs, info = env.reset(seed=0)
+    policy = TrackerPolicy()
+    policy.reset()
+    frames, done = [obs], False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(policy.act(obs, rng, info))
+        frames.append(obs)
+        done = terminated or truncated
+    env.close()
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="session")
 def episodes_dir(tmp_path_factory):
     """A folder of 4 short tracker episodes, recorded by the CLI, for the training and evaluation tests."""
     from test_cli import run

@@ -45,23 +45,27 @@ def _erase_ball(frame: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_a_ball_drawn_at_a_parsed_place_parses_back(recorded_episode):
-    """`drawn_rows` knows the game's drawing: every whole ball of a real episode (all 8 pixels shown),
-    erased and drawn again at its parsed place, parses back to that place."""
-    frames = recorded_episode[3]
-    checked = 0
+def test_a_ball_drawn_at_a_parsed_place_is_drawn_as_the_game_draws_it(recorded_episode, tracker_frames):
+    """`drawn_rows` knows the game's drawing: every ball of two real episodes, drawn again at its
+    parsed place on the pixels its frame has free (not a wall, not a brick: `WorldModel._ball_patch`,
+    where `_draw_ball` draws it), lights exactly the ball's pixels. Just below the brick band the game draws a ball on 5
+    rows (rows 90 to 93): its row at the band's bottom both one scanline early and on time."""
+    frames = np.concatenate([recorded_episode[3], tracker_frames])
+    checked, tall = 0, 0
     for frame in frames:
-        info = parse_frame(frame)
-        pixels = read_playfield(frame).ball_pixels
-        if info.ball is None or pixels.sum() != BALL_H * BALL_W:
+        playfield = read_playfield(frame)
+        info = parse_frame(frame, playfield)
+        if info.ball is None:
             continue
-        x, y = info.ball
-        drawn = _erase_ball(frame)
-        drawn[drawn_rows(y), x:x + BALL_W] = frame[PLAYFIELD_TOP:PLAYFIELD_TOP + 163,
-                                                   PLAYFIELD_LEFT:PLAYFIELD_LEFT + 144][pixels][0]
-        assert np.array_equal(drawn, frame), f"ball at {info.ball} drawn elsewhere"
+        drawn = np.zeros_like(playfield.ball_pixels)
+        rows, cols, free = WorldModel._ball_patch(read_playfield(_erase_ball(frame)), info.ball)
+        drawn[rows.start - PLAYFIELD_TOP:rows.stop - PLAYFIELD_TOP,
+              cols.start - PLAYFIELD_LEFT:cols.stop - PLAYFIELD_LEFT] = free
+        assert np.array_equal(drawn, playfield.ball_pixels), f"ball at {info.ball} drawn elsewhere"
         checked += 1
-    assert checked > 50
+        tall += playfield.ball_pixels.sum() > BALL_H * BALL_W
+    assert checked > 400 and tall > 0
+    assert [drawn_rows(y) for y in (89, 90, 93, 94)] == [slice(88, 92), slice(89, 94), slice(92, 97), slice(94, 98)]
 
 
 def test_episode_samples_centre_the_ball_and_target_the_next_one(recorded_episode):
@@ -99,10 +103,11 @@ def _model_with_head() -> WorldModel:
 
 
 def _fake_head(chosen: dict):
-    """A head's forward for a 40-px window that always scores `chosen["index"]` highest."""
+    """A head's forward for a 40-px window that always scores `chosen["index"]` highest, and is sure
+    of it (a probability of about 1, above any `gone_above`)."""
     def forward(x):
         out = torch.zeros(len(x), 1601)
-        out[:, chosen["index"]] = 1.0
+        out[:, chosen["index"]] = 20.0
         return out
     return forward
 
@@ -240,10 +245,40 @@ def test_without_blips_the_head_takes_the_ball_away_only_where_the_game_loses_it
         context = torch.stack([_frame_with_ball(50, y + 6), _frame_with_ball(56, y)])[None]
         decided = _frame_with_ball(70, 100)[None]
         for blips, gone in ((True, gone_with_blips), (False, gone_without)):
-            model.config = dataclasses.replace(model.config, ball_blips=blips)
+            model.config = dataclasses.replace(model.config, ball_blips=blips, gone_above=None)
             placed = model.place_ball_with_head(logits, decided.clone(), context)[0]
             ball = parse_frame(model.table.to_rgb(placed.numpy())).ball
             assert ball == (None if gone else (62, y)), (y, blips, ball)
+
+
+def test_gone_above_takes_the_ball_away_mid_field_only_where_no_ball_is_that_likely(monkeypatch):
+    """`gone_above`: above `BALL_LOST_TOP` the ball goes only where the head's probability of "no ball"
+    is above it, however the places share the rest; at or below it the head's argmax decides, as
+    without the setting."""
+    import dataclasses
+
+    from worldmodel.breakout import BALL_LOST_TOP
+
+    model = _model_with_head()
+    logits = torch.zeros(1, len(COLORS), 210, 160)
+    gone_score = {"value": 2.0}
+
+    def fake_head(x):  # "no ball" outscores the place 6 px right of the last ball, the others share the rest
+        out = torch.zeros(len(x), 1601)
+        out[:, 1600], out[:, target_index((62, 20), (56, 20), 40) % 1600] = gone_score["value"], 1.0
+        return out
+
+    monkeypatch.setattr(model.ball_head, "forward", fake_head)
+    # p("no ball"): about 0.005 with a score of 2 (argmax all the same), about 0.93 with a score of 10
+    cases = ((114, 2.0, None, True), (114, 2.0, 0.5, False), (114, 10.0, 0.5, True), (114, 10.0, 0.95, False),
+             (BALL_LOST_TOP, 2.0, 0.5, True), (BALL_LOST_TOP, 10.0, 0.95, True))
+    for y, score, above, gone in cases:
+        gone_score["value"] = score
+        context = torch.stack([_frame_with_ball(50, y + 6), _frame_with_ball(56, y)])[None]
+        model.config = dataclasses.replace(model.config, gone_above=above)
+        placed = model.place_ball_with_head(logits, _frame_with_ball(70, 100)[None], context)[0]
+        ball = parse_frame(model.table.to_rgb(placed.numpy())).ball
+        assert ball == (None if gone else (62, y)), (y, score, above, ball)
 
 
 def test_return_samples_sit_on_the_last_ball_seen_and_target_the_ball_after_the_blink(recorded_episode):
@@ -379,9 +414,9 @@ def test_a_returning_ball_shows_and_a_ball_just_back_does_not_blink_out_again(mo
     blinked = torch.stack([_frame_with_ball(134, 120), _frame_with_ball(140, 114), _frame_with_ball(None, 0)])[None]
     assert torch.equal(model.place_ball_with_head(logits, decided.clone(), blinked)[0], _frame_with_ball(136, 102))
 
-    def gone_first(x):  # "no ball" first, then a place 6 px up and right
+    def gone_first(x):  # "no ball" first (surely: above any `gone_above`), then a place 6 px up and right
         out = torch.zeros(len(x), 1601)
-        out[:, 1600], out[:, target_index((62, 96), (56, 102), 40)] = 2.0, 1.0
+        out[:, 1600], out[:, target_index((62, 96), (56, 102), 40)] = 20.0, 1.0
         return out
 
     monkeypatch.setattr(model.ball_head, "forward", gone_first)

@@ -1148,3 +1148,38 @@ def test_one_brick_keeps_the_surest_of_two_removed_bricks_and_restores_the_other
     single = _frame_ids(0, one)[None]
     assert torch.equal(model.one_brick(single, kept, context), single)
     assert torch.equal(model.one_brick(context[:, -1], kept, context), context[:, -1])
+
+
+def test_whole_bricks_fills_the_holes_of_kept_bricks_in_their_rows_colours():
+    """A brick cell the decided frame keeps (more than half of it lit) is drawn whole in its row's
+    colour, as every recorded frame shows a brick; a cell it lacks, and the rest of the frame, stay as
+    decided; a table without the brick colours leaves the frame alone."""
+    from worldmodel.breakout import BRICK_COLORS, BRICK_H, BRICK_W, PLAYFIELD_LEFT
+
+    colors = ((0, 0, 0), (142, 142, 142)) + BRICK_COLORS
+    torch.manual_seed(0)
+    model = WorldModel(WorldModelConfig(colors=colors, context=2, codes=4, widths=(8, 16, 32),
+                                        encoder_width=8)).eval()
+    classes = [model.table.class_of(c) for c in BRICK_COLORS]
+    wall = np.ones((6, 18), dtype=bool)
+    wall[2, 5] = False
+    rows = torch.tensor(classes, dtype=torch.uint8).repeat_interleave(BRICK_H)[:, None]  # (36, 1)
+    cells = torch.from_numpy(np.kron(wall, np.ones((BRICK_H, BRICK_W), dtype=bool)))
+    whole = torch.zeros(210, 160, dtype=torch.uint8)
+    black = torch.tensor(0, dtype=torch.uint8)
+    whole[BRICK_TOP:BRICK_BOTTOM, PLAYFIELD_LEFT:PLAYFIELD_LEFT + 144] = torch.where(cells, rows, black)
+    whole[100:104, 60:62] = classes[0]  # a ball below the bricks
+    decided = whole.clone()
+    y, x = BRICK_TOP + 4 * BRICK_H, PLAYFIELD_LEFT + 7 * BRICK_W
+    decided[y:y + 4, x:x + 2] = 0  # a hole where the last ball was
+    decided[y + 5, x + 3] = classes[0]  # a pixel of another colour
+    gap_y, gap_x = BRICK_TOP + 2 * BRICK_H, PLAYFIELD_LEFT + 5 * BRICK_W
+    decided[gap_y:gap_y + 2, gap_x:gap_x + 2] = classes[2]  # a ball in the gap: the cell stays empty
+    out = model.whole_bricks(decided[None].clone())[0]
+    expected = whole.clone()
+    expected[gap_y:gap_y + 2, gap_x:gap_x + 2] = classes[2]
+    assert torch.equal(out, expected)
+    assert np.array_equal(parse_frame(model.table.to_rgb(out.numpy())).bricks, wall)
+    assert torch.equal(model.whole_bricks(whole[None])[0], whole)  # whole bricks stay as they are
+    plain = tiny_model().eval()  # its table has only two of the row colours
+    assert torch.equal(plain.whole_bricks(decided[None].clone())[0], decided)

@@ -331,9 +331,11 @@ def plot(report: dict, path: Path) -> Path:
 # 7 = the score digits drawn by the score rule (`count_score`); 8 = no brick comes back (`keep_gaps`);
 # 9 = at most one brick goes a step (`one_brick`); 10 = the brick head decides the bricks wherever the
 # last frame shows a ball (`place_bricks`, with a brick head); 11 = the return brick head decides them
-# where the ball blinked out of the last frame (`place_bricks`, with a return brick head).
+# where the ball blinked out of the last frame (`place_bricks`, with a return brick head); 12 = a ball at
+# rows 90 to 93 is drawn on 5 rows as the game draws it (`ball_head.drawn_rows`), kept bricks are drawn
+# whole (`whole_bricks`), and the ball head's "no ball" mid-field needs odds above `gone_above`.
 # The ablation reuses only reports of the current version.
-PREDICTION_VERSION = 11
+PREDICTION_VERSION = 12
 
 
 def ball_head_summary(model: WorldModel) -> dict | None:

@@ -203,10 +203,12 @@ def brick_centres(bricks: np.ndarray, ball_last: tuple[int, int], window: int) -
 
 
 def drawn_rows(y: int) -> slice:
-    """The rows a ball at parsed row `y` is drawn on: the game draws a ball above the bottom of the
-    brick band one scanline early (`breakout.parse_frame` maps it back)."""
+    """The rows a ball at parsed row `y` is drawn on: the game draws a ball's rows above the bottom of
+    the brick band one scanline early (`breakout.parse_frame` maps them back), and its row at the
+    band's bottom both early and on time, so a ball at rows 90 to 93 shows on 5 rows."""
     top = y - 1 if y <= BRICK_BOTTOM else y
-    return slice(top, top + BALL_H)
+    bottom = y + BALL_H if y + BALL_H - 1 >= BRICK_BOTTOM else y + BALL_H - 1
+    return slice(top, bottom)
 
 
 class Block(nn.Module):

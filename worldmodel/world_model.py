@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BRICK_COLS, BRICK_H, BRICK_ROWS,
-                                  BRICK_TOP, BRICK_W,
+from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BRICK_COLORS, BRICK_COLS, BRICK_H,
+                                  BRICK_ROWS, BRICK_TOP, BRICK_W,
                                   DIGIT_GLYPHS, DIGIT_H, DIGIT_TOP, DIGIT_W, FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM,
                                   PADDLE_TOP, PADDLE_WIDTHS,
                                   PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, RED,
@@ -158,6 +158,15 @@ class WorldModelConfig:
                                                              "games lose it for good, and elsewhere the ball goes "
                                                              "to the head's likeliest place "
                                                              "(benchmarks/ball_gone.py)"})
+    gone_above: float | None = field(default=0.7, metadata={"help": "with a ball head and ball_blips: above row "
+                                                                    "`breakout.BALL_LOST_TOP` the head takes the "
+                                                                    "ball away only where its probability of \"no "
+                                                                    "ball\" is above this (the places share the "
+                                                                    "rest); None: where \"no ball\" outscores the "
+                                                                    "likeliest single place. A ball taken away by "
+                                                                    "mistake loses its flight; 0.7 was chosen on "
+                                                                    "training episodes' rollouts "
+                                                                    "(benchmarks/ball_blinks.py --split train)"})
     keep_gaps: bool = field(default=True, metadata={"help": "a brick cell the last context frame shows empty stays "
                                                             "empty: no brick comes back, as none does in the "
                                                             "recorded games (benchmarks/bricks_back.py); off: the "
@@ -167,6 +176,12 @@ class WorldModelConfig:
                                                             "where the decoder takes more, only the cell it is "
                                                             "surest of goes, and the others stay as the last "
                                                             "context frame shows them (`WorldModel.one_brick`)"})
+    whole_bricks: bool = field(default=True, metadata={"help": "with a brick head: each brick cell the decided frame "
+                                                               "keeps is drawn whole in its row's colour "
+                                                               "(`breakout.BRICK_COLORS`), as every recorded frame "
+                                                               "shows it; off: the decoder's pixels, which leave a "
+                                                               "hole where the last frame's ball overlapped the "
+                                                               "brick (`WorldModel.whole_bricks`)"})
     count_score: bool = field(default=True, metadata={"help": "draw the score digits as the score the last context "
                                                               "frame shows plus the points of the bricks the step "
                                                               "removed (`breakout.BRICK_POINTS`), instead of the "
@@ -522,6 +537,8 @@ class WorldModel(nn.Module):
             ids = self.one_brick(ids, kept, context)
         if (self.brick_head is not None and self.config.use_brick_head) or self.return_bricks:
             ids = self.place_bricks(ids, full)
+            if self.config.whole_bricks:
+                ids = self.whole_bricks(ids)
         if self.config.count_score:
             ids = self.count_score(ids, context)
         if self.config.one_paddle:
@@ -675,6 +692,28 @@ class WorldModel(nn.Module):
             region[clear.to(out.device)] = black
             keep = torch.from_numpy(np.kron(wanted[b] & ~decided[b], np.ones((BRICK_H, BRICK_W), dtype=bool)))
             region[keep.to(out.device)] = context[b, -1, band, cols][keep.to(out.device)]
+        return out
+
+    def whole_bricks(self, ids: torch.Tensor) -> torch.Tensor:
+        """Draw each brick cell that the decided frames `ids` (B, 210, 160) keep (`breakout.bricks_of_lit`)
+        whole in its row's colour (`breakout.BRICK_COLORS`), as the game draws a brick: the decoder's
+        pixels can leave a hole where the last frame's ball overlapped the cell, which the heads, reading
+        lit pixels, never saw in a real frame. A ball over a brick is hidden in the game (it takes the
+        row's colour), so no ball pixel is lost. Rows whose colour the table lacks are left as decided."""
+        classes = [self.table.class_of(colour) for colour in BRICK_COLORS]
+        if self.table.black is None or None in classes:
+            return ids
+        band, cols = slice(BRICK_TOP, BRICK_BOTTOM), slice(PLAYFIELD_LEFT, PLAYFIELD_RIGHT)
+        region = ids[:, band, cols]
+        lit = (region != self.table.black).reshape(len(ids), BRICK_ROWS, BRICK_H, BRICK_COLS, BRICK_W)
+        present = lit.sum(dim=(2, 4)) > (BRICK_H * BRICK_W) // 2  # (B, 6, 18): `bricks_of_lit`'s rule
+        cells = present.repeat_interleave(BRICK_H, dim=1).repeat_interleave(BRICK_W, dim=2)  # (B, 36, 144)
+        colour = torch.tensor(classes, dtype=ids.dtype, device=ids.device).repeat_interleave(BRICK_H)[None, :, None]
+        whole = torch.where(cells, colour, region)
+        if torch.equal(whole, region):
+            return ids
+        out = ids.clone()
+        out[:, band, cols] = whole
         return out
 
     def count_score(self, ids: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -912,9 +951,12 @@ class WorldModel(nn.Module):
             scores = head(torch.from_numpy(np.stack([c[1] for c in placed])).to(logits.device))  # (n, window ** 2 + 1)
             # "gone" only where the game loses the ball for good (without blips), and never for a ball
             # just back from a blink (the recorded games blink it out again in 8 of 675 such steps)
-            stays = torch.tensor([c[2][1] < BALL_LOST_TOP and (just or not self.config.ball_blips)
-                                  for c, just in zip(placed, back)], device=scores.device)
-            choice = torch.where(stays, scores[:, :-1].argmax(dim=1), scores.argmax(dim=1))
+            mid = torch.tensor([c[2][1] < BALL_LOST_TOP for c in placed], device=scores.device)
+            stays = mid & ~torch.tensor([self.config.ball_blips and not just for just in back], device=scores.device)
+            gone = scores.argmax(dim=1) == scores.shape[1] - 1
+            if self.config.gone_above is not None:  # mid-field, "no ball" only where it is likelier than that
+                gone = torch.where(mid, scores.softmax(dim=1)[:, -1] > self.config.gone_above, gone)
+            choice = torch.where(gone & ~stays, scores.shape[1] - 1, scores[:, :-1].argmax(dim=1))
             for (b, _, ball, playfield), c in zip(placed, choice.tolist()):
                 self._draw_ball(out[b], logits[b], playfield, index_to_ball(c, ball, head.config.window))
         if returned:
