@@ -38,8 +38,8 @@ PADDLE_WIDTHS = (16, 12)  # 16 px, or 12 in about a tenth of recorded frames; it
 # frame but for a rare change, and the right wall cuts it off (a paddle at x 144 shows 8 px)
 BALL_W, BALL_H = 2, 4
 RED = (200, 72, 72)  # ball, paddle and the top brick row share this colour
-BRICK_COLORS = (RED, (198, 108, 58), (180, 122, 48), (162, 162, 42), (72, 160, 72), (66, 72, 200))  # each row's,
-# top first: in every recorded frame a brick is a whole 8x6 cell of its row's colour
+# each brick row's colour, top first: in every recorded frame a brick is a whole 8x6 cell of its row's colour
+BRICK_COLORS = (RED, (198, 108, 58), (180, 122, 48), (162, 162, 42), (72, 160, 72), (66, 72, 200))
 SERVE_Y = 125  # a served ball shows first on this row (the parser's y), at a random column
 EVENT_INPUTS = ("serve", "life lost")  # the bits of the world model's event input, in order (`transition_events`)
 
