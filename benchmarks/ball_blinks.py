@@ -28,7 +28,7 @@ import argparse
 import numpy as np
 import torch
 
-from train.evaluate import EvaluateConfig, ball_tracked, compare, held_out_store, segment_starts
+from train.evaluate import EvaluateConfig, ball_tracked, compare, held_out_store, open_loop, segment_starts
 from worldmodel.breakout import BALL_LOST_TOP, parse_frame
 from worldmodel.frames import FrameStore
 from worldmodel.world_model import WorldModel, load_world_model
@@ -51,25 +51,12 @@ def training_store(model: WorldModel, data: str, every: int = 4) -> FrameStore:
 def rollouts(model: WorldModel, store: FrameStore, starts: np.ndarray, steps: int, batch: int = 100) -> dict:
     """Open-loop rollouts of `steps` steps from each start: counts of false and missed blinks, and of
     the segments with every step, those whose ball stayed tracked and whose brick map stayed exact."""
-    k, rgb = model.context_length, model.table.to_rgb
     false_blinks = missed_blinks = full = tracked_all = bricks_all = 0
     for s in range(0, len(starts), batch):
         start = starts[s:s + batch]
         n = len(start)
-        ends = store.offsets[store.episode_of_frame[start] + 1] - 1
-        alive, tracked, bricks = np.ones(n, bool), np.ones(n, bool), np.ones(n, bool)
-        length = np.zeros(n, int)
-        context = torch.from_numpy(store.context(start, k))
-        for step in range(1, steps + 1):
-            real_index = np.minimum(start + step, ends)
-            alive &= start + step <= ends
-            alive &= store.lives[real_index] >= store.lives[np.minimum(start + step - 1, ends)]
-            real_next = torch.from_numpy(store.frames[real_index])
-            with torch.no_grad():
-                latent = model.infer_latent_ids(torch.from_numpy(store.context(real_index - 1, k)), real_next)
-                generated = model.predict_ids(context, latent)
-            context = torch.cat([context[:, 1:], generated[:, None]], dim=1)
-            real_rgb, gen_rgb = rgb(real_next.numpy()), rgb(generated.numpy())
+        tracked, bricks, length = np.ones(n, bool), np.ones(n, bool), np.zeros(n, int)
+        for step, alive, real_rgb, gen_rgb in open_loop(model, store, start, steps):
             for i in np.flatnonzero(alive):
                 c = compare(real_rgb[i], gen_rgb[i])
                 if tracked[i] and c["real_ball"] != c["gen_ball"]:

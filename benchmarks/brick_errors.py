@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 import torch
 
-from train.evaluate import EvaluateConfig, ball_tracked, compare, held_out_store, segment_starts
+from train.evaluate import EvaluateConfig, ball_tracked, compare, held_out_store, open_loop, segment_starts
 from worldmodel.breakout import parse_frame
 from worldmodel.world_model import load_world_model
 
@@ -39,20 +39,10 @@ def main() -> None:
     rng = np.random.default_rng(config.seed)
     rng.choice(len(store), size=min(config.transitions, len(store)), replace=False)  # evaluate's 1-step draw first
     starts = segment_starts(store, config.segments, config.horizon, rng)
-    k, rgb, n = model.context_length, model.table.to_rgb, len(starts)
-    ends = store.offsets[store.episode_of_frame[starts] + 1] - 1
-    alive, lost, bricks_ok = np.ones(n, bool), np.zeros(n, bool), np.ones(n, bool)
+    n = len(starts)
+    lost, bricks_ok = np.zeros(n, bool), np.ones(n, bool)
     length, first = np.zeros(n, int), {}
-    context = torch.from_numpy(store.context(starts, k))
-    for step in range(1, 17):
-        real_index = np.minimum(starts + step, ends)
-        alive &= starts + step <= ends
-        alive &= store.lives[real_index] >= store.lives[np.minimum(starts + step - 1, ends)]
-        real_next = torch.from_numpy(store.frames[real_index])
-        latent = model.infer_latent_ids(torch.from_numpy(store.context(real_index - 1, k)), real_next)
-        generated = model.predict_ids(context, latent)
-        context = torch.cat([context[:, 1:], generated[:, None]], dim=1)
-        real_rgb, gen_rgb = rgb(real_next.numpy()), rgb(generated.numpy())
+    for step, alive, real_rgb, gen_rgb in open_loop(model, store, starts, 16):
         for i in np.flatnonzero(alive):
             c = compare(real_rgb[i], gen_rgb[i])
             length[i] = step

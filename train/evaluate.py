@@ -194,6 +194,27 @@ def share_interval(hits: int, n: int, level_z: float = 1.96) -> list[float]:
     return [float(centre - half), float(centre + half)]
 
 
+def open_loop(model: WorldModel, store: FrameStore, starts: np.ndarray, steps: int):
+    """`rollouts`' open loop alone, for the benchmarks that look inside it: from each start, `steps`
+    steps with latents inferred from the real video and frames from the model's own. Yields (step,
+    alive (n,) bool: no life lost and the episode not over, real and generated RGB frames (n, 210,
+    160, 3))."""
+    k, rgb = model.context_length, model.table.to_rgb
+    ends = store.offsets[store.episode_of_frame[starts] + 1] - 1  # last frame of each episode
+    alive = np.ones(len(starts), dtype=bool)
+    context = torch.from_numpy(store.context(starts, k))
+    for step in range(1, steps + 1):
+        real_index = np.minimum(starts + step, ends)
+        alive &= starts + step <= ends
+        alive &= store.lives[real_index] >= store.lives[np.minimum(starts + step - 1, ends)]
+        real_next = torch.from_numpy(store.frames[real_index])
+        with torch.no_grad():
+            latent = model.infer_latent_ids(torch.from_numpy(store.context(real_index - 1, k)), real_next)
+            generated = model.predict_ids(context, latent)
+        context = torch.cat([context[:, 1:], generated[:, None]], dim=1)
+        yield step, alive, rgb(real_next.numpy()), rgb(generated.numpy())
+
+
 def rollouts(model: WorldModel, store: FrameStore, config: EvaluateConfig, rng: np.random.Generator,
              starts: np.ndarray | None = None) -> tuple[dict, list[np.ndarray]]:
     """Open-loop rollouts with latents inferred from the real video, from `config.segments` segment
