@@ -16,7 +16,7 @@ from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
 from collect.episodes import load_episode
 from worldmodel.breakout import BALL_H, BRICK_BOTTOM, BRICK_TOP, parse_frame, ram_ball
-from worldmodel.lam import block_indices, one_hot_blocks
+from worldmodel.lam import _BlockSum, block_indices, block_sum, one_hot_blocks
 from worldmodel.world_model import WorldModel, WorldModelConfig, events_to_bits, load_world_model
 
 COLORS = ((0, 0, 0), (142, 142, 142), (200, 72, 72), (66, 72, 200))
@@ -45,6 +45,40 @@ def test_block_indices_name_the_one_hot_channels():
     assert index.shape == (2, 53, 40, 48)
     from_index = torch.zeros(2, 53, 40, 3 * 5 * 16).scatter_(3, index, 1.0).permute(0, 3, 1, 2)
     assert torch.equal(from_index, one_hot_blocks(ids, 5))
+
+
+def test_block_sum_is_embedding_bag_forward_and_backward(monkeypatch):
+    """`block_sum`'s own backward (a one-hot matrix product, a chunk of rows at a time) gives
+    embedding_bag's gradient; a chunk smaller than the rows makes it take several."""
+    monkeypatch.setattr(_BlockSum, "chunk", 300)
+    ids = torch.randint(0, 5, (2, 3, 210, 160), dtype=torch.uint8)
+    index = block_indices(ids, 5).view(-1, 48)  # 4,240 bags of 48 distinct rows of 240
+    table = torch.randn(240, 7, requires_grad=True)
+    out = block_sum(index, table)
+    expected = F.embedding_bag(index, table, mode="sum")
+    assert torch.equal(out, expected)
+    grad = torch.randn_like(out)
+    (mine,) = torch.autograd.grad(out, table, grad)
+    (theirs,) = torch.autograd.grad(expected, table, grad)
+    assert torch.allclose(mine, theirs, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():  # no gradient wanted: embedding_bag itself
+        assert torch.equal(block_sum(index, table), expected)
+
+
+def test_encoder_equals_its_one_hot_convolution():
+    """The latent encoder's first layer gathers its weight's columns (`block_sum`); the same numbers
+    as the 1x1 convolution of the one-hot blocks, forward and backward."""
+    model = tiny_model()
+    encoder = model.encoder
+    ids = torch.randint(0, len(COLORS), (3, 2, 210, 160), dtype=torch.uint8)
+    features = encoder.features(ids[:, 0], ids[:, 1])
+    x = encoder.net(one_hot_blocks(ids, len(COLORS)))  # the reference
+    expected = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+    assert torch.allclose(features, expected, atol=1e-5)
+    weights = [encoder.net[0].weight, encoder.net[0].bias, encoder.net[2].weight]
+    grads = torch.autograd.grad(features.square().sum(), weights)
+    expected_grads = torch.autograd.grad(expected.square().sum(), weights)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max())) for a, b in zip(grads, expected_grads))
 
 
 @pytest.mark.parametrize("context,event_input", [(1, False), (2, False), (3, True)])

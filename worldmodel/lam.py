@@ -22,7 +22,7 @@ PADDED_HEIGHT = 212  # 210 rows padded to a multiple of PATCH
 def block_indices(ids: torch.Tensor, classes: int) -> torch.Tensor:
     """(B, F, 210, 160) class ids -> (B, 53, 40, F * 16) long: at each 4x4 block, the channel that
     `one_hot_blocks` sets to 1 for each (frame, pixel of the block). A 1x1 convolution of the one-hot
-    blocks is then a sum of its weight's columns at these channels (`F.embedding_bag`), without
+    blocks is then a sum of its weight's columns at these channels (`block_sum`), without
     making the one-hot tensor, 16x larger than the ids."""
     b, f, h, w = ids.shape
     ids = F.pad(ids, (0, 0, 0, PADDED_HEIGHT - h))  # (B, F, 212, 160)
@@ -31,6 +31,41 @@ def block_indices(ids: torch.Tensor, classes: int) -> torch.Tensor:
     frame = torch.arange(f, device=ids.device)[:, None] * classes
     pixel = torch.arange(PATCH * PATCH, device=ids.device)
     return ((frame + blocks) * PATCH * PATCH + pixel).flatten(3)  # channel = (frame, class, pixel)
+
+
+class _BlockSum(torch.autograd.Function):
+    """`F.embedding_bag(index, table, mode="sum")` whose backward is a matrix product with the one-hot
+    rows of `index`, 8,192 rows at a time (a small one-hot buffer is reused, where a whole one's
+    pages are new each time): on a CPU, embedding_bag's own backward sorts the indices, 135 ms
+    where this takes about 17 on the stem of a batch of 24 (an ad-hoc timing; the whole update:
+    `benchmarks/train_speed.py`)."""
+
+    chunk = 8192
+
+    @staticmethod
+    def forward(ctx, index: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.rows = table.shape[0]
+        return F.embedding_bag(index, table, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        (index,) = ctx.saved_tensors
+        grad_table = grad.new_zeros(ctx.rows, grad.shape[1])
+        for start in range(0, len(index), _BlockSum.chunk):
+            rows = slice(start, start + _BlockSum.chunk)
+            # a bag's indices are distinct in every use here (`block_indices`), so scatter_ counts them
+            one_hot = grad.new_zeros(len(index[rows]), ctx.rows).scatter_(1, index[rows], 1.0)
+            grad_table.addmm_(one_hot.t(), grad[rows])
+        return None, grad_table
+
+
+def block_sum(index: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """(N, L) indices into `table` (V, D), distinct within each row -> (N, D): the sum of each row's
+    table rows. A 1x1 convolution of one-hot blocks, read through `block_indices`."""
+    if torch.is_grad_enabled() and table.requires_grad:
+        return _BlockSum.apply(index, table)
+    return F.embedding_bag(index, table, mode="sum")
 
 
 def one_hot_blocks(ids: torch.Tensor, classes: int) -> torch.Tensor:
@@ -189,8 +224,13 @@ class LatentActionEncoder(nn.Module):
 
     def features(self, last: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
         """last, nxt: (B, 210, 160) class ids -> pooled features (B, 4w), before the head."""
-        x = one_hot_blocks(torch.stack([last, nxt], dim=1), self.config.classes)
-        features = self.net(x)  # (B, 2w, 14, 10)
+        # the first layer, a 1x1 convolution of the one-hot blocks (`one_hot_blocks`), as a sum of its
+        # weight's columns at the ids' channels (`block_sum`): the same numbers, without the one-hot tensor
+        index = block_indices(torch.stack([last, nxt], dim=1), self.config.classes)  # (B, 53, 40, 32)
+        stem = self.net[0]
+        b, hb, wb = index.shape[:3]
+        x = block_sum(index.view(-1, index.shape[-1]), stem.weight.flatten(1).t().contiguous()) + stem.bias
+        features = self.net[1:](x.view(b, hb, wb, -1).permute(0, 3, 1, 2))  # (B, 2w, 14, 10)
         return torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)
 
     def quantize(self, features: torch.Tensor, event: torch.Tensor | None = None

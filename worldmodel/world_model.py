@@ -51,7 +51,7 @@ from worldmodel.ball_head import (BallHead, BallHeadConfig, brick_centres, brick
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
-from worldmodel.lam import PATCH, LAMConfig, LatentActionEncoder, block_indices
+from worldmodel.lam import PATCH, LAMConfig, LatentActionEncoder, block_indices, block_sum
 from worldmodel.paddle_table import PaddleTable, PaddleTableConfig, paddle_left
 
 WORLD_MODEL_KIND = "world-model"
@@ -281,8 +281,7 @@ class Decoder(nn.Module):
         # blocks (`lam.one_hot_blocks`): sums of their weights' columns at the ids' channels.
         index = block_indices(context, self.config.classes)  # (B, 53, 40, k*16)
         hb, wb = index.shape[1:3]
-        h0 = F.embedding_bag(index.view(-1, index.shape[-1]), self.stem.weight.flatten(1).t().contiguous(),
-                           mode="sum")
+        h0 = block_sum(index.view(-1, index.shape[-1]), self.stem.weight.flatten(1).t().contiguous())
         h0 = (h0 + self.stem.bias).view(b, hb, wb, -1).permute(0, 3, 1, 2)  # (B, w0, 53, 40), channels last
         if self.position is not None:
             h0 = h0 + self.position
@@ -309,7 +308,7 @@ class Decoder(nn.Module):
         eye = torch.eye(block, dtype=weight.dtype, device=weight.device)
         table = weight[:, w0:].t() + self.copy_bias * eye + self.head.bias / (PATCH * PATCH)  # 16 rows a block
         last = index[..., -PATCH * PATCH:] - (k - 1) * block  # the newest frame's channels, (B, 53, 40, 16)
-        logits = F.embedding_bag(last.reshape(-1, PATCH * PATCH), table.contiguous(), mode="sum")  # (B*53*40, K*16)
+        logits = block_sum(last.reshape(-1, PATCH * PATCH), table.contiguous())  # (B*53*40, K*16)
         logits = torch.addmm(logits, F.silu(u0).permute(0, 2, 3, 1).reshape(-1, w0), weight[:, :w0].t())
         logits = logits.view(b, hb, wb, self.config.classes, PATCH, PATCH).permute(0, 3, 1, 4, 2, 5)
         return logits.reshape(b, self.config.classes, hb * PATCH, wb * PATCH)[:, :, :H]  # (B, K, 210, 160)
