@@ -1,4 +1,5 @@
 """train/recipe.sh: every stage parses as a CLI command, and each stage reads what an earlier one wrote."""
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -42,3 +43,13 @@ def test_recipe_refuses_an_unknown_argument():
     assert result.returncode == 2
     assert "unknown argument 'everything'" in result.stderr
 
+
+
+def test_recipe_float32_drops_bf16_from_every_stage():
+    """RECIPE_FLOAT32=1 (for a CPU without native bfloat16) runs the same stages with no `--bf16`."""
+    bf16 = recipe_commands()
+    env = dict(os.environ, RECIPE_FLOAT32="1")
+    out = subprocess.run(["bash", str(RECIPE), "print"], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+    float32 = [shlex.split(line) for line in out.stdout.splitlines() if line.strip()]
+    assert sum("--bf16" in argv for argv in bf16) == 9
+    assert float32 == [[a for a in argv if a != "--bf16"] for argv in bf16]

@@ -17,10 +17,15 @@ if [[ $MODE != all && $MODE != wm && $MODE != print ]]; then
     echo "train/recipe.sh: unknown argument '$MODE' (expected nothing, wm or print)" >&2; exit 2
 fi
 # Every training stage runs with --bf16, which is 7 to 11x slower than float32 on a CPU that
-# emulates bfloat16 (benchmarks/train_speed.py): stop before hours of that.
-if [[ $MODE != print && -r /proc/cpuinfo && -z "${RECIPE_ANY_CPU:-}" ]] && ! grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
+# emulates bfloat16 (benchmarks/train_speed.py): stop before hours of that. RECIPE_FLOAT32=1 trains
+# every stage in float32 instead, on any CPU (not the measured recipe: on an AVX2-only AMD EPYC its
+# updates would take about 7 h by benchmarks/train_speed.py's rates).
+BF16=--bf16
+if [[ -n "${RECIPE_FLOAT32:-}" ]]; then
+    BF16=
+elif [[ $MODE != print && -r /proc/cpuinfo ]] && ! grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
     echo "train/recipe.sh: this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 in /proc/cpuinfo), so the" >&2
-    echo "recipe's --bf16 stages would run 7 to 11x slower than planned; RECIPE_ANY_CPU=1 runs them anyway" >&2
+    echo "recipe's --bf16 stages would run 7 to 11x slower than planned; RECIPE_FLOAT32=1 trains them in float32" >&2
     exit 3
 fi
 if [[ $MODE != print ]]; then mkdir -p runs/recipe; fi
@@ -47,21 +52,21 @@ WM=runs/wm-b16r2f-rbricks/world_model.pt
 {
 stage record-1 $NB record --out data/breakout $REC --seed 1
 # The first stage: 10,000 updates, then 1,800 and 3,000 more at lower peak rates (14,800 in all).
-stage wm-b16 $NB train world-model $D --out runs/wm-b16 --steps 10000 --bf16
-stage wm-b16r $NB train world-model $D --out runs/wm-b16r --steps 1800 --lr 5e-4 --warmup 50 --init runs/wm-b16/world_model.pt --bf16
-stage wm-b16r2 $NB train world-model $D --out runs/wm-b16r2 --steps 3000 --lr 3e-4 --warmup 50 --init runs/wm-b16r/world_model.pt --bf16
+stage wm-b16 $NB train world-model $D --out runs/wm-b16 --steps 10000 $BF16
+stage wm-b16r $NB train world-model $D --out runs/wm-b16r --steps 1800 --lr 5e-4 --warmup 50 --init runs/wm-b16/world_model.pt $BF16
+stage wm-b16r2 $NB train world-model $D --out runs/wm-b16r2 --steps 3000 --lr 3e-4 --warmup 50 --init runs/wm-b16r/world_model.pt $BF16
 # The second stage with the encoder frozen (the codes keep the paddle), then the event input.
-stage wm-b16r2f $NB train world-model $D --out runs/wm-b16r2f --steps 7000 --lr 4e-4 --warmup 50 --unroll 0.5 --unroll-steps 4 --freeze-encoder --init runs/wm-b16r2/world_model.pt --bf16
-stage wm-b16r2f-ei $NB train world-model $D --out runs/wm-b16r2f-ei --steps 1500 --warmup 50 --unroll 0.0 --serve-share 0.25 --event-input --init runs/wm-b16r2f/world_model.pt --bf16
+stage wm-b16r2f $NB train world-model $D --out runs/wm-b16r2f --steps 7000 --lr 4e-4 --warmup 50 --unroll 0.5 --unroll-steps 4 --freeze-encoder --init runs/wm-b16r2/world_model.pt $BF16
+stage wm-b16r2f-ei $NB train world-model $D --out runs/wm-b16r2f-ei --steps 1500 --warmup 50 --unroll 0.0 --serve-share 0.25 --event-input --init runs/wm-b16r2f/world_model.pt $BF16
 stage wm-b16r2f-pt $NB train paddle-table $D --world-model runs/wm-b16r2f-ei/world_model.pt --out runs/wm-b16r2f-pt
 # Two more recordings for the heads (other seeds; the held-out episodes stay unseen).
 stage record-2 $NB record --out data/breakout-2 $REC --seed 2
 stage record-3 $NB record --out data/breakout-3 $REC --seed 3
 # The four heads, reading the episodes once through the sample cache.
-stage wm-b16r2f-brick $NB train ball-head $D $X --world-model runs/wm-b16r2f-pt/world_model.pt --out runs/wm-b16r2f-brick --bricks --width 32 --steps 10000 --bf16 $E
-stage wm-b16r2f-ball $NB train ball-head $D $X --world-model runs/wm-b16r2f-brick/world_model.pt --out runs/wm-b16r2f-ball --first-ball --width 32 --steps 24000 --bf16 $E
-stage wm-b16r2f-return $NB train ball-head $D $X --world-model runs/wm-b16r2f-ball/world_model.pt --out runs/wm-b16r2f-return --returns --width 32 --steps 4000 --bf16 $E
-stage wm-b16r2f-rbricks $NB train ball-head $D $X --world-model runs/wm-b16r2f-return/world_model.pt --out runs/wm-b16r2f-rbricks --returns --bricks --width 32 --steps 3000 --bf16 $E
+stage wm-b16r2f-brick $NB train ball-head $D $X --world-model runs/wm-b16r2f-pt/world_model.pt --out runs/wm-b16r2f-brick --bricks --width 32 --steps 10000 $BF16 $E
+stage wm-b16r2f-ball $NB train ball-head $D $X --world-model runs/wm-b16r2f-brick/world_model.pt --out runs/wm-b16r2f-ball --first-ball --width 32 --steps 24000 $BF16 $E
+stage wm-b16r2f-return $NB train ball-head $D $X --world-model runs/wm-b16r2f-ball/world_model.pt --out runs/wm-b16r2f-return --returns --width 32 --steps 4000 $BF16 $E
+stage wm-b16r2f-rbricks $NB train ball-head $D $X --world-model runs/wm-b16r2f-return/world_model.pt --out runs/wm-b16r2f-rbricks --returns --bricks --width 32 --steps 3000 $BF16 $E
 if [[ $MODE == wm ]]; then exit 0; fi
 # Its evaluation, action map, action paddle table and play evaluation.
 stage eval-wm $NB evaluate world-model $D --checkpoint $WM --out runs/eval-wm-b16r2f
