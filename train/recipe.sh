@@ -19,7 +19,7 @@ fi
 # Every training stage runs with --bf16, which is 7 to 11x slower than float32 on a CPU that
 # emulates bfloat16 (benchmarks/train_speed.py): stop before hours of that. RECIPE_FLOAT32=1 trains
 # every stage in float32 instead, on any CPU (not the measured recipe: on an AVX2-only AMD EPYC its
-# updates would take about 7 h by benchmarks/train_speed.py's rates).
+# stages would take about 6.5 h, by the first stage's float32 rate there).
 BF16=--bf16
 if [[ -n "${RECIPE_FLOAT32:-}" ]]; then
     BF16=
