@@ -270,6 +270,18 @@ def remove_stale_temp_files(directory: str | Path) -> int:
     return removed
 
 
+def undo_delta(deltas: np.ndarray) -> np.ndarray:
+    """Frames (T, H, W) from their delta coding: each frame XOR the one before (the first as it is).
+    One frame at a time: `np.bitwise_xor.accumulate(axis=0)` gives the same frames, 50x slower (it
+    strides across frames in its inner loop)."""
+    frames = np.empty_like(deltas)
+    if len(deltas):
+        frames[0] = deltas[0]
+    for t in range(1, len(deltas)):
+        np.bitwise_xor(frames[t - 1], deltas[t], out=frames[t])
+    return frames
+
+
 def load_episode(path: str | Path, decode_frames: bool = True) -> Episode:
     """Load and validate an episode file; any defect raises EpisodeFormatError naming the file.
 
@@ -312,8 +324,7 @@ def load_episode(path: str | Path, decode_frames: bool = True) -> Episode:
     elif len(raw) != n_frames * height * width:
         raise bad(f"frame data holds {len(raw)} bytes, expected {n_frames}x{height}x{width}")
     else:
-        indices = np.frombuffer(raw, dtype=np.uint8).reshape(n_frames, height, width)
-        indices = np.bitwise_xor.accumulate(indices, axis=0)  # undo the delta coding
+        indices = undo_delta(np.frombuffer(raw, dtype=np.uint8).reshape(n_frames, height, width))
     T = n_frames - 1
     expected = {"actions": (T,), "rewards": (T,), "lives": (T + 1,), "ram": (T + 1, 128), "palette": (256, 3)}
     for name, shape in expected.items():

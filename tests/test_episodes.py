@@ -18,6 +18,7 @@ from collect.episodes import (
     next_index,
     process_stat,
     remove_stale_temp_files,
+    undo_delta,
     write_new_episode,
 )
 from worldmodel.errors import EpisodeFormatError
@@ -38,6 +39,12 @@ def test_round_trip_is_lossless(saved, recorded_episode):
     assert len(episode) == len(actions) and episode.ram.shape == (len(actions) + 1, 128)
     assert episode.lives[0] == 5 and episode.terminated == terminated and episode.truncated == truncated
     assert episode.meta["seed"] == seed and episode.meta["steps"] == len(actions)
+
+
+@pytest.mark.parametrize("frames", [0, 1, 7])
+def test_undo_delta_is_the_cumulative_xor(frames):
+    deltas = np.random.default_rng(frames).integers(0, 256, (frames, 6, 5), dtype=np.uint8)
+    assert np.array_equal(undo_delta(deltas), np.bitwise_xor.accumulate(deltas, axis=0))
 
 
 def test_replay_from_seed_and_actions_gives_same_frames(saved):

@@ -30,6 +30,8 @@ class FrameStore:
 
     @classmethod
     def load(cls, paths: list[Path], read, table: ColorTable | None = None, progress: bool = False) -> "FrameStore":
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm import tqdm
 
         episodes = list(paths)
@@ -37,18 +39,24 @@ class FrameStore:
         actions, lives, chunks = [], [], []  # palette-index frames, mapped to classes once all are read
         palette = None
         used = np.zeros(256, dtype=np.int64)
-        for path in tqdm(episodes, desc="load episodes", unit="ep", disable=not progress):
-            pal, indices, acts, liv = read(path)
-            if palette is None:
-                palette = pal
-            elif not np.array_equal(palette, pal):
-                raise ValueError(f"{path}: its palette differs from the other episodes'")
-            used += np.bincount(indices[::8].ravel(), minlength=256)  # a sample of frames finds every colour
-            used[np.unique(indices[-1])] += 1
-            chunks.append(indices)
-            actions.append(acts)
-            lives.append(liv)
-            total += len(indices)
+        # two episodes read at once: their decompression and delta decoding release the GIL
+        pool = ThreadPoolExecutor(max_workers=2)
+        try:
+            read_all = zip(episodes, pool.map(read, episodes))
+            for path, (pal, indices, acts, liv) in tqdm(read_all, desc="load episodes", unit="ep",
+                                                        total=len(episodes), disable=not progress):
+                if palette is None:
+                    palette = pal
+                elif not np.array_equal(palette, pal):
+                    raise ValueError(f"{path}: its palette differs from the other episodes'")
+                used += np.bincount(indices[::8].ravel(), minlength=256)  # a sample of frames finds every colour
+                used[np.unique(indices[-1])] += 1
+                chunks.append(indices)
+                actions.append(acts)
+                lives.append(liv)
+                total += len(indices)
+        finally:
+            pool.shutdown(cancel_futures=True)
         if not chunks:
             raise ValueError("no episodes to load")
         if table is None:
@@ -58,7 +66,8 @@ class FrameStore:
         offsets = np.zeros(len(chunks) + 1, dtype=np.int64)
         for i, chunk in enumerate(chunks):
             offsets[i + 1] = offsets[i] + len(chunk)
-            frames[offsets[i]:offsets[i + 1]] = lut[chunk]
+            for s in range(0, len(chunk), 64):  # 64 frames at a time: take's index copy stays small
+                np.take(lut, chunk[s:s + 64], out=frames[offsets[i] + s:offsets[i] + min(s + 64, len(chunk))])
             chunks[i] = None  # free as we go: peak memory stays near one copy
         return cls(frames, offsets, np.concatenate(actions), np.concatenate(lives), table,
                    [Path(p).name for p in episodes])
