@@ -26,6 +26,8 @@ from worldmodel.ball_head import head_input, index_to_ball, lit_without_ball
 from worldmodel.breakout import parse_frame, read_playfield
 from worldmodel.world_model import load_world_model
 
+COLUMNS = ("model's", "real")  # the next frame the head reads
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,20 +64,18 @@ def main() -> None:
                       for nxt in (rgb(generated), real_rgb)]
             with torch.no_grad():
                 scores = head(torch.from_numpy(np.stack(inputs)))[:, :-1]
-            seen[name] += 1
-            for column, row in zip(("model's", "real"), scores):
-                place = index_to_ball(int(row.argmax()), last, head.config.window)
-                hit[name, column] += max(abs(place[0] - ball[0]), abs(place[1] - ball[1])) <= 1
-    total = sum(seen.values())
-    print(f"{args.checkpoint or 'shipped'}: {total} held-out transitions with a ball in the last and the real next frame")
+            places = [index_to_ball(int(row.argmax()), last, head.config.window) for row in scores]
+            for key in (name, "all"):
+                seen[key] += 1
+                for column, place in zip(COLUMNS, places):
+                    hit[key, column] += max(abs(place[0] - ball[0]), abs(place[1] - ball[1])) <= 1
+    print(f"{args.checkpoint or 'shipped'}: {seen['all']} held-out transitions with a ball in the last and the real "
+          "next frame")
     print("| group | transitions | head on the model's next frame | head on the real next frame |")
     print("|---|---|---|---|")
-    for name in [*sorted(seen), "all"]:
-        n = total if name == "all" else seen[name]
-        rates = [sum(v for (g, c), v in hit.items() if c == column and name in ("all", g)) / n
-                 for column in ("model's", "real")]
-        print(f"| {name} | {n} | {100 * rates[0]:.1f}% | {100 * rates[1]:.1f}% |")
-
+    for name in [*sorted(set(seen) - {"all"}), "all"]:
+        rates = " | ".join(f"{100 * hit[name, column] / seen[name]:.1f}%" for column in COLUMNS)
+        print(f"| {name} | {seen[name]} | {rates} |")
 
 if __name__ == "__main__":
     main()

@@ -67,7 +67,8 @@ class FrameStore:
         for i, chunk in enumerate(chunks):
             offsets[i + 1] = offsets[i] + len(chunk)
             for s in range(0, len(chunk), 64):  # 64 frames at a time: take's index copy stays small
-                np.take(lut, chunk[s:s + 64], out=frames[offsets[i] + s:offsets[i] + min(s + 64, len(chunk))])
+                part = chunk[s:s + 64]
+                np.take(lut, part, out=frames[offsets[i] + s:offsets[i] + s + len(part)])
             chunks[i] = None  # free as we go: peak memory stays near one copy
         return cls(frames, offsets, np.concatenate(actions), np.concatenate(lives), table,
                    [Path(p).name for p in episodes])

@@ -68,6 +68,14 @@ def block_sum(index: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return F.embedding_bag(index, table, mode="sum")
 
 
+def conv_of_blocks(index: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """A 1x1 convolution `conv` of one-hot blocks, read through `block_indices` (B, 53, 40, L): the
+    sum of its weight's columns at the ids' channels plus its bias, (B, C, 53, 40) channels last."""
+    b, hb, wb, n = index.shape
+    x = block_sum(index.view(-1, n), conv.weight.flatten(1).t().contiguous()) + conv.bias
+    return x.view(b, hb, wb, -1).permute(0, 3, 1, 2)
+
+
 def one_hot_blocks(ids: torch.Tensor, classes: int) -> torch.Tensor:
     """(B, F, 210, 160) class ids -> (B, F * classes * 16, 53, 40) one-hot 4x4 blocks, channel =
     (frame, class, row-in-block, column-in-block) as `F.pixel_unshuffle` orders them. The two
@@ -227,10 +235,7 @@ class LatentActionEncoder(nn.Module):
         # the first layer, a 1x1 convolution of the one-hot blocks (`one_hot_blocks`), as a sum of its
         # weight's columns at the ids' channels (`block_sum`): the same numbers, without the one-hot tensor
         index = block_indices(torch.stack([last, nxt], dim=1), self.config.classes)  # (B, 53, 40, 32)
-        stem = self.net[0]
-        b, hb, wb = index.shape[:3]
-        x = block_sum(index.view(-1, index.shape[-1]), stem.weight.flatten(1).t().contiguous()) + stem.bias
-        features = self.net[1:](x.view(b, hb, wb, -1).permute(0, 3, 1, 2))  # (B, 2w, 14, 10)
+        features = self.net[1:](conv_of_blocks(index, self.net[0]))  # (B, 2w, 14, 10)
         return torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)
 
     def quantize(self, features: torch.Tensor, event: torch.Tensor | None = None

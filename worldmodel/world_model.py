@@ -51,7 +51,7 @@ from worldmodel.ball_head import (BallHead, BallHeadConfig, brick_centres, brick
 from worldmodel.checkpoint import load_checkpoint, load_weights
 from worldmodel.colors import ColorTable
 from worldmodel.errors import NeuralBreakoutError
-from worldmodel.lam import PATCH, LAMConfig, LatentActionEncoder, block_indices, block_sum
+from worldmodel.lam import PATCH, LAMConfig, LatentActionEncoder, block_indices, block_sum, conv_of_blocks
 from worldmodel.paddle_table import PaddleTable, PaddleTableConfig, paddle_left
 
 WORLD_MODEL_KIND = "world-model"
@@ -281,8 +281,7 @@ class Decoder(nn.Module):
         # blocks (`lam.one_hot_blocks`): sums of their weights' columns at the ids' channels.
         index = block_indices(context, self.config.classes)  # (B, 53, 40, k*16)
         hb, wb = index.shape[1:3]
-        h0 = block_sum(index.view(-1, index.shape[-1]), self.stem.weight.flatten(1).t().contiguous())
-        h0 = (h0 + self.stem.bias).view(b, hb, wb, -1).permute(0, 3, 1, 2)  # (B, w0, 53, 40), channels last
+        h0 = conv_of_blocks(index, self.stem)  # (B, w0, 53, 40), channels last
         if self.position is not None:
             h0 = h0 + self.position
         if bits is not None:
