@@ -1,11 +1,18 @@
-"""One subprocess run per CLI command, plus its error cases and interruption."""
+"""One run per CLI command, plus its error cases and interruption.
 
+`run` calls the CLI's `main` inside the test process, so each command's test does not pay again for
+importing torch and its optimizers (about 3.5 s a process on 2 cores). The tests that need a process of
+their own (signals, the console script, its `--help`) start one with `run(..., process=True)`."""
+
+import contextlib
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -13,10 +20,38 @@ import pytest
 from collect.episodes import list_episodes, load_episode, process_stat
 
 
-def run(*args, env=None, timeout=120):
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "neural_breakout", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+def run(*args, env=None, timeout=120, process=False):
+    """`neural-breakout ARGS...` -> a CompletedProcess (returncode, stdout, stderr). In this process
+    (`process` False): `env` is set around the call, the exit status is `main`'s return or SystemExit
+    code (an uncaught exception gives 1 and its traceback on stderr, as `python -m` would), and the
+    torch thread count is put back afterwards. `timeout` applies to a separate process only."""
+    args = [str(a) for a in args]
+    if process:
+        return subprocess.run([sys.executable, "-m", "neural_breakout", *args], capture_output=True, text=True,
+                              timeout=timeout, env=dict(os.environ, **(env or {})))
+    import torch
+
+    import neural_breakout
+
+    saved_env, threads = dict(os.environ), torch.get_num_threads()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = neural_breakout.main(args)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if exc.code is not None and not isinstance(exc.code, int):
+                    print(exc.code, file=sys.stderr)
+            except Exception:  # noqa: BLE001 - what the interpreter would print before exiting with 1
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(["neural-breakout", *args], code or 0, stdout.getvalue(), stderr.getvalue())
 
 
 @pytest.mark.parametrize("command", [[], ["record"], ["data"], ["data", "info"], ["play"], ["train", "world-model"],
@@ -24,7 +59,7 @@ def run(*args, env=None, timeout=120):
                                      ["train", "agent"], ["evaluate", "world-model"], ["evaluate", "play"],
                                      ["rollout"]])
 def test_help(command):
-    result = run(*command, "--help")
+    result = run(*command, "--help", process=not command)  # the top level in a process of its own
     assert result.returncode == 0
     assert "usage: neural-breakout" in result.stdout and len(result.stdout.splitlines()) > 3
 

@@ -1,8 +1,6 @@
 """The agent's training loop (tiny preset), resume, evaluation CLI, and checkpoint errors."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,12 +8,8 @@ import torch
 
 from collect.dqn import QNetwork, QNetworkConfig
 from train.agent import AgentConfig, export_agent, load_agent, select_actions, train_agent
+from test_cli import run as cli
 from worldmodel.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-
-
-def cli(*args, timeout=240):
-    return subprocess.run([sys.executable, "-m", "neural_breakout", *args], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 @pytest.mark.parametrize("exploration", ["temperature", "rnd"])

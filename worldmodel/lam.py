@@ -8,6 +8,7 @@ The decoder that turns context + latent into the next frame is the world model (
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -20,17 +21,25 @@ PADDED_HEIGHT = 212  # 210 rows padded to a multiple of PATCH
 
 
 def block_indices(ids: torch.Tensor, classes: int) -> torch.Tensor:
-    """(B, F, 210, 160) class ids -> (B, 53, 40, F * 16) long: at each 4x4 block, the channel that
+    """(B, F, 210, 160) class ids -> (B, 53, 40, F * 16) int32: at each 4x4 block, the channel that
     `one_hot_blocks` sets to 1 for each (frame, pixel of the block). A 1x1 convolution of the one-hot
     blocks is then a sum of its weight's columns at these channels (`block_sum`), without
     making the one-hot tensor, 16x larger than the ids."""
     b, f, h, w = ids.shape
     ids = F.pad(ids, (0, 0, 0, PADDED_HEIGHT - h))  # (B, F, 212, 160)
-    blocks = ids.view(b, f, PADDED_HEIGHT // PATCH, PATCH, w // PATCH, PATCH).permute(0, 2, 4, 1, 3, 5)
-    blocks = blocks.reshape(b, PADDED_HEIGHT // PATCH, w // PATCH, f, PATCH * PATCH).long()  # (B, 53, 40, F, 16)
-    frame = torch.arange(f, device=ids.device)[:, None] * classes
-    pixel = torch.arange(PATCH * PATCH, device=ids.device)
-    return ((frame + blocks) * PATCH * PATCH + pixel).flatten(3)  # channel = (frame, class, pixel)
+    # channel = (frame * classes + id) * 16 + pixel: one pass over the ids, then one copy into blocks
+    index = torch.add(_channel_offsets(f, classes, w, ids.device), ids, alpha=PATCH * PATCH)
+    index = index.view(b, f, PADDED_HEIGHT // PATCH, PATCH, w // PATCH, PATCH).permute(0, 2, 4, 1, 3, 5)
+    return index.reshape(b, PADDED_HEIGHT // PATCH, w // PATCH, f * PATCH * PATCH)
+
+
+@functools.lru_cache(maxsize=16)
+def _channel_offsets(frames: int, classes: int, width: int, device: torch.device) -> torch.Tensor:
+    """(frames, 212, width) int32: `block_indices`' channel of class 0 at each frame's pixel."""
+    row = torch.arange(PADDED_HEIGHT, device=device)[:, None] % PATCH
+    column = torch.arange(width, device=device)[None] % PATCH
+    frame = torch.arange(frames, device=device)[:, None, None] * classes * PATCH * PATCH
+    return (frame + row * PATCH + column).to(torch.int32)
 
 
 class _BlockSum(torch.autograd.Function):
@@ -55,7 +64,7 @@ class _BlockSum(torch.autograd.Function):
         for start in range(0, len(index), _BlockSum.chunk):
             rows = slice(start, start + _BlockSum.chunk)
             # a bag's indices are distinct in every use here (`block_indices`), so scatter_ counts them
-            one_hot = grad.new_zeros(len(index[rows]), ctx.rows).scatter_(1, index[rows], 1.0)
+            one_hot = grad.new_zeros(len(index[rows]), ctx.rows).scatter_(1, index[rows].long(), 1.0)
             grad_table.addmm_(one_hot.t(), grad[rows])
         return None, grad_table
 
