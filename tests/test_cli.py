@@ -101,6 +101,30 @@ def _one_line_error(result, *needles):
         assert needle in lines[0], lines[0]
 
 
+def test_in_process_run_gives_what_a_process_gives(tmp_path):
+    """`run` in this process stands for the command in a process of its own: the same exit status,
+    output and error line, for a clean run, a bad argument (argparse's exit) and a bad folder."""
+    (tmp_path / "empty").mkdir()
+    for args in (("data", "info", "--help"), ("record", "--policy", "genius", "--out", str(tmp_path)),
+                 ("data", "info", str(tmp_path / "empty"))):
+        inside, alone = run(*args), run(*args, process=True)
+        assert (inside.returncode, inside.stdout, inside.stderr) == (alone.returncode, alone.stdout, alone.stderr)
+
+
+def test_in_process_run_puts_the_torch_threads_back(episodes_dir, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = run("train", "world-model", "--data", episodes_dir, "--out", tmp_path / "wm", "--tiny", "--quiet",
+                     "--threads", "2", "--steps", "1")
+        assert result.returncode == 0, result.stderr
+        assert torch.get_num_threads() == 1  # the command ran with 2; the tests after it keep theirs
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_bad_input_errors(tmp_path):
     _one_line_error(run("data", "info", str(tmp_path / "missing")), "missing", "no such folder")
     _one_line_error(run("record", "--out", str(tmp_path), "--policy", "genius"), "--policy", "genius")
