@@ -107,7 +107,8 @@ def test_in_process_run_gives_what_a_process_gives(tmp_path):
     (tmp_path / "empty").mkdir()
     for args in (("data", "info", "--help"), ("record", "--policy", "genius", "--out", str(tmp_path)),
                  ("data", "info", str(tmp_path / "empty"))):
-        inside, alone = run(*args), run(*args, process=True)
+        width = {"COLUMNS": "80"}  # argparse wraps help to the terminal's width, which `pytest -s` would show
+        inside, alone = run(*args, env=width), run(*args, env=width, process=True)
         assert (inside.returncode, inside.stdout, inside.stderr) == (alone.returncode, alone.stdout, alone.stderr)
 
 
