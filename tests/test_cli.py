@@ -41,9 +41,10 @@ def run(*args, env=None, timeout=120, process=False):
             try:
                 code = neural_breakout.main(args)
             except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-                if exc.code is not None and not isinstance(exc.code, int):
-                    print(exc.code, file=sys.stderr)
+                code = exc.code
+                if code is not None and not isinstance(code, int):  # sys.exit("message"): printed, status 1
+                    print(code, file=sys.stderr)
+                    code = 1
             except Exception:  # noqa: BLE001 - what the interpreter would print before exiting with 1
                 traceback.print_exc()
                 code = 1
