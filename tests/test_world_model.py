@@ -147,9 +147,13 @@ def test_ball_of_and_lit_of_read_class_id_frames_as_the_parser_reads_rgb(monkeyp
     monkeypatch.setattr(wm_module, "parse_frame", lambda frame: calls.append(1) or parse_frame(frame))
     assert [model.ball_of(f) for f in ids] == balls and calls == []  # remembered, not parsed again
     monkeypatch.setattr(wm_module, "BALL_MEMORY", 8)
-    model._balls.clear()
+    model._parsed.clear()
     assert [model.ball_of(f) for f in ids] == balls and len(calls) == len(set(f.numpy().tobytes() for f in ids))
-    assert len(model._balls) <= 8
+    assert len(model._parsed) <= 8
+    for f, rgb in zip(ids, frames):  # the whole parse, which the env reads off each frame it makes
+        mine, real = model.parse_ids(f), parse_frame(rgb)
+        assert (mine.ball, mine.paddle_x, mine.score, mine.lives) == (real.ball, real.paddle_x, real.score, real.lives)
+        assert np.array_equal(mine.bricks, real.bricks)
 
 
 def test_loaded_model_predicts_the_same_with_channels_last_weights():

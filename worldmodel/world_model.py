@@ -42,7 +42,7 @@ from torch import nn
 from worldmodel.breakout import (BALL_H, BALL_LOST_TOP, BALL_W, BRICK_BOTTOM, BRICK_COLORS, BRICK_COLS, BRICK_H,
                                   BRICK_ROWS, BRICK_TOP, BRICK_W,
                                   DIGIT_GLYPHS, DIGIT_H, DIGIT_TOP, DIGIT_W, FRAME_SHAPE, LIVES_DIGIT_X, PADDLE_BOTTOM,
-                                  PADDLE_TOP, PADDLE_WIDTHS,
+                                  PADDLE_TOP, PADDLE_WIDTHS, FrameInfo,
                                   PLAYFIELD_BOTTOM, PLAYFIELD_LEFT, PLAYFIELD_RIGHT, PLAYFIELD_TOP, RED,
                                   SCORE_DIGIT_X, brick_points, bricks_of_lit, parse_frame,
                                   read_playfield, read_score, score_pixels, transition_events, widest_run)
@@ -56,7 +56,7 @@ from worldmodel.paddle_table import PaddleTable, PaddleTableConfig, paddle_left
 
 WORLD_MODEL_KIND = "world-model"
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "world_model.pt"
-BALL_MEMORY = 256  # frames whose parsed ball `WorldModel.ball_of` remembers
+BALL_MEMORY = 256  # frames whose parse `WorldModel.parse_ids` (and so `ball_of`) remembers
 H, W = FRAME_SHAPE[:2]
 
 
@@ -286,7 +286,10 @@ class Decoder(nn.Module):
             h0 = h0 + self.position
         if bits is not None:
             bits = bits.to(h0.dtype)
-            h0 = h0 + torch.einsum("be,echw->bchw", bits, self.event_map)
+            # the event maps' sum as one matrix product over (h, w, C) rows, which is a view of the
+            # channels-last weight at inference (`for_inference`): einsum copied the (4, C, h, w) map each step
+            event = self.event_map.permute(0, 2, 3, 1)  # (4, h, w, C)
+            h0 = h0 + (bits @ event.reshape(len(event), -1)).view(b, *event.shape[1:]).permute(0, 3, 1, 2)
         for blk in self.level0:
             h0 = blk(h0, latent, bits)
         h1 = self.down1(F.silu(h0))  # (B, w1, 27, 20)
@@ -330,7 +333,7 @@ class WorldModel(nn.Module):
         self.brick_head = BallHead(head_config(config.brick_head)) if config.brick_head else None
         self.return_brick_head = BallHead(head_config(config.return_brick_head)) if config.return_brick_head else None
         self.paddle_table = PaddleTable(PaddleTableConfig(**config.paddle_table)) if config.paddle_table else None
-        self._balls: dict[bytes, tuple[int, int] | None] = {}  # `ball_of`'s memory
+        self._parsed: dict[bytes, FrameInfo] = {}  # `parse_ids`' memory
 
     def with_settings(self, **changes) -> "WorldModel":
         """A model with these weights and summary and some `WorldModelConfig` settings changed (for
@@ -612,17 +615,21 @@ class WorldModel(nn.Module):
             region[cells] = last_ids[b][cells]
         return out
 
-    def ball_of(self, frame: torch.Tensor) -> tuple[int, int] | None:
-        """`parse_frame(...).ball` of a class-id frame (210, 160), remembered for the last
-        `BALL_MEMORY` frames asked about: in a rollout each generated frame is read as the last context
-        frame, then as the one before and the third, by the brick heads and the ball heads alike."""
+    def parse_ids(self, frame: torch.Tensor) -> FrameInfo:
+        """`parse_frame` of a class-id frame (210, 160), remembered for the last `BALL_MEMORY` frames
+        asked about: in a rollout each generated frame is read by the env that made it, then as the
+        last context frame, the one before and the third, by the brick heads and the ball heads alike."""
         frame = frame.cpu().numpy()
         key = frame.tobytes()
-        if key not in self._balls:
-            if len(self._balls) >= BALL_MEMORY:
-                del self._balls[next(iter(self._balls))]  # the oldest
-            self._balls[key] = parse_frame(self.table.to_rgb(frame)).ball
-        return self._balls[key]
+        if key not in self._parsed:
+            if len(self._parsed) >= BALL_MEMORY:
+                del self._parsed[next(iter(self._parsed))]  # the oldest
+            self._parsed[key] = parse_frame(self.table.to_rgb(frame))
+        return self._parsed[key]
+
+    def ball_of(self, frame: torch.Tensor) -> tuple[int, int] | None:
+        """`parse_frame(...).ball` of a class-id frame (210, 160), remembered (`parse_ids`)."""
+        return self.parse_ids(frame).ball
 
     def lit_of(self, frame: torch.Tensor) -> np.ndarray:
         """`breakout.lit_pixels` of a class-id frame (210, 160): every class but black is a colour
