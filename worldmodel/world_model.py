@@ -624,7 +624,9 @@ class WorldModel(nn.Module):
         if key not in self._parsed:
             if len(self._parsed) >= BALL_MEMORY:
                 del self._parsed[next(iter(self._parsed))]  # the oldest
-            self._parsed[key] = parse_frame(self.table.to_rgb(frame))
+            info = parse_frame(self.table.to_rgb(frame))
+            info.bricks.setflags(write=False)  # shared by every caller that asks about this frame
+            self._parsed[key] = info
         return self._parsed[key]
 
     def ball_of(self, frame: torch.Tensor) -> tuple[int, int] | None:
