@@ -177,7 +177,7 @@ class NeuralBreakoutEnv(gym.Env):
         classes = self.action_map.config.classes  # the counts of the frames kept, then of the new one
         self._counts = torch.cat([self._counts[:, classes:], class_counts(ids[:, None], classes)], dim=1)
         self._frame = self.world_model.table.to_rgb(ids[0].numpy())
-        parsed = self.world_model.parse_ids(ids[0])  # remembered: the next step's heads read it again
+        parsed = self.world_model.parse_ids(ids[0], self._frame)  # remembered: the next step's heads read it again
         self._memory.update(parsed)
         self._paddles, self._previous_action = [self._paddles[1], parsed.paddle_x], int(action)
         reward = float(parsed.score - self._score)

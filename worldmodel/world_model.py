@@ -615,16 +615,17 @@ class WorldModel(nn.Module):
             region[cells] = last_ids[b][cells]
         return out
 
-    def parse_ids(self, frame: torch.Tensor) -> FrameInfo:
+    def parse_ids(self, frame: torch.Tensor, rgb: np.ndarray | None = None) -> FrameInfo:
         """`parse_frame` of a class-id frame (210, 160), remembered for the last `BALL_MEMORY` frames
         asked about: in a rollout each generated frame is read by the env that made it, then as the
-        last context frame, the one before and the third, by the brick heads and the ball heads alike."""
+        last context frame, the one before and the third, by the brick heads and the ball heads alike.
+        `rgb`: the frame's colours (`table.to_rgb`), where the caller has made them already."""
         frame = frame.cpu().numpy()
         key = frame.tobytes()
         if key not in self._parsed:
             if len(self._parsed) >= BALL_MEMORY:
                 del self._parsed[next(iter(self._parsed))]  # the oldest
-            info = parse_frame(self.table.to_rgb(frame))
+            info = parse_frame(self.table.to_rgb(frame) if rgb is None else rgb)
             info.bricks.setflags(write=False)  # shared by every caller that asks about this frame
             self._parsed[key] = info
         return self._parsed[key]
