@@ -152,6 +152,15 @@ def cmd_train_ball_head(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_copy_heads(args: argparse.Namespace) -> int:
+    from train.ball_head import CopyHeadsConfig, copy_heads
+
+    summary = copy_heads(config_from_args(CopyHeadsConfig, args))
+    print(f"copied {', '.join(summary['heads'])}; wrote {summary['world_model']}")
+    print(json.dumps(summary))
+    return 0
+
+
 def cmd_train_paddle_table(args: argparse.Namespace) -> int:
     from train.paddle_table import PaddleTableTrainConfig, train_paddle_table
 
@@ -331,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     from play.rollout import RolloutConfig
     from train.ablation import AblationConfig
     from train.action_map import ActionMapTrainConfig
-    from train.ball_head import BallHeadTrainConfig
+    from train.ball_head import BallHeadTrainConfig, CopyHeadsConfig
     from train.evaluate import EvaluateConfig
     from train.paddle_table import ActionPaddleTrainConfig, PaddleTableTrainConfig
     from train.evaluate_play import EvaluatePlayConfig
@@ -422,6 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--tiny", action="store_true", help="a few updates of a tiny head (smoke test)")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
     q.set_defaults(func=cmd_train_ball_head)
+
+    q = train_sub.add_parser("copy-heads", help="copy the heads of one world model checkpoint into another",
+                             description="Write OUT/world_model.pt: --world-model with every head --source holds "
+                                         "(ball, return, brick and return brick heads: their settings, weights "
+                                         "and training summaries, whose hours `evaluate world-model` counts in "
+                                         "the file's cost). The heads train on real frames alone, so they fit "
+                                         "any world model whose held-out episodes are theirs; another split is "
+                                         "refused.")
+    add_config_arguments(q, CopyHeadsConfig)
+    q.set_defaults(func=cmd_train_copy_heads)
 
     q = train_sub.add_parser("paddle-table", help="count the paddle table and add it to a world model checkpoint",
                              description="Infer the latent code of every recorded transition whose last frames "

@@ -2,10 +2,11 @@
 (bfloat16 autocast)?
 
     python benchmarks/train_speed.py --data data/breakout [--updates 20] [--unroll-steps 4] [--float32-only]
+                                     [--width 32] [--encoder-width N]
 
-Times the shipped architecture's training updates (batch 24, the `train world-model` defaults) on the
-same batches in one run, first without unrolls (the loss's forward, backward and the optimizer step),
-then the unrolled contexts' making (`sample_batch` rolling the model out 1 to `--unroll-steps` steps), in
+Times the shipped architecture's training updates (batch 24, the `train world-model` defaults; `--width`
+for another decoder) on the same batches in one run, first without unrolls (the loss's forward,
+backward and the optimizer step), then the unrolled contexts' making (`sample_batch` rolling the model out 1 to `--unroll-steps` steps), in
 float32 and in bfloat16 autocast, then the ball head's updates (`train ball-head`, random inputs of
 the shipped head's shape), and prints the rates and their ratios. The first two updates of each
 setting are left out (warm-up). `--float32-only` skips the bf16 settings, which take minutes on a CPU
@@ -15,6 +16,7 @@ that emulates bfloat16 (no avx512_bf16).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -47,11 +49,14 @@ def main() -> None:
     parser.add_argument("--unroll-steps", type=int, default=4, help="steps of the timed unrolls (default 4)")
     parser.add_argument("--episodes", type=int, default=12, help="episodes to read (default 12)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--width", type=int, default=32, help="the decoder's width (default 32, the shipped one)")
+    parser.add_argument("--encoder-width", type=int, default=None, help="the encoder's width (default: --width)")
     parser.add_argument("--float32-only", action="store_true", help="time float32 only, not bf16 autocast")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    config = WorldModelTrainConfig(data=args.data, max_episodes=args.episodes)
+    config = WorldModelTrainConfig(data=args.data, max_episodes=args.episodes, width=args.width,
+                                   encoder_width=args.encoder_width)
     train, _ = load_split(config, progress=False)
     torch.manual_seed(0)
     model = WorldModel(config.model_config(train.table.colors))
@@ -62,7 +67,7 @@ def main() -> None:
     for bf16 in settings:
         rates[("update", bf16)] = updates_per_s(model, [lambda c=c, t=t, s=s: model.loss(c, t, false_changes=s)
                                                         for c, t, s in batches], bf16)
-        unroll = WorldModelTrainConfig(data=args.data, unroll_steps=args.unroll_steps, bf16=bf16)
+        unroll = dataclasses.replace(config, unroll_steps=args.unroll_steps, bf16=bf16)
         unroll_rng, times = np.random.default_rng(1), []
         for _ in range(args.updates + 2):  # each rolls out 1..--unroll-steps steps, as in training
             start = time.perf_counter()

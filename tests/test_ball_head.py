@@ -663,3 +663,43 @@ def test_init_head_fine_tunes_the_head_the_file_holds(episodes_dir, tmp_path):
     assert summary["init"]["steps"] == 4 and summary["train_hard"] > 0 and "--bf16" in summary["command"]
     bad = run(*args, "--world-model", str(first), "--out", str(tmp_path / "c"), "--hard-share", "0.5", "--bricks")
     assert bad.returncode != 0 and "--hard-share" in bad.stderr
+
+
+def test_copy_heads_moves_every_head_onto_another_world_model_of_the_same_split(episodes_dir, tmp_path):
+    def world_model(name, *options):
+        result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(tmp_path / name), "--tiny",
+                     "--quiet", *options)
+        assert result.returncode == 0, result.stderr
+        return tmp_path / name / "world_model.pt"
+
+    first, second = world_model("wm-a"), world_model("wm-b", "--seed", "1")
+    args = ("train", "ball-head", "--data", str(episodes_dir), "--tiny", "--quiet", "--threads", "1")
+    assert run(*args, "--world-model", str(first), "--out", str(tmp_path / "ball")).returncode == 0
+    assert run(*args, "--world-model", str(tmp_path / "ball" / "world_model.pt"), "--out", str(tmp_path / "brick"),
+               "--bricks").returncode == 0
+    source = tmp_path / "brick" / "world_model.pt"
+    result = run("train", "copy-heads", "--source", source, "--world-model", second, "--out", tmp_path / "copied")
+    assert result.returncode == 0, result.stderr
+    assert "copied brick_head, ball_head" in result.stdout
+    heads, base = load_world_model(source), load_world_model(second)
+    copied = load_world_model(tmp_path / "copied" / "world_model.pt")
+    assert copied.ball_head is not None and copied.brick_head is not None
+    for key, value in copied.state_dict().items():  # the heads from the source, everything else from the base
+        from_source = key.startswith(("ball_head.", "brick_head."))
+        assert torch.equal(value, (heads if from_source else base).state_dict()[key]), key
+    assert not torch.equal(heads.state_dict()[next(iter(base.state_dict()))], base.state_dict()[next(iter(base.state_dict()))])
+    summary = copied.summary
+    assert summary["ball_head"]["copied_from"] == str(source) and summary["brick_head"]["steps"] == 4
+    assert summary["steps"] == base.summary["steps"] and summary["wall_hours"] == base.summary["wall_hours"]
+    context = np.stack([np.zeros((210, 160, 3), np.uint8)] * 2)
+    assert copied.predict(context, 0).shape == (210, 160, 3)
+
+    headless = run("train", "copy-heads", "--source", second, "--world-model", first, "--out", tmp_path / "x")
+    assert headless.returncode != 0 and "holds no head" in headless.stderr
+    payload = torch.load(second, weights_only=False)
+    payload["summary"]["held_out_episodes"] = payload["summary"]["held_out_episodes"][:-1] + ["episode-other.npz"]
+    torch.save(payload, tmp_path / "other-split.pt")
+    split = run("train", "copy-heads", "--source", source, "--world-model", tmp_path / "other-split.pt",
+                "--out", tmp_path / "y")
+    assert split.returncode != 0 and "other held-out episodes" in split.stderr and "brick head" in split.stderr
+    assert not (tmp_path / "y" / "world_model.pt").exists()

@@ -905,6 +905,10 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
                  str(init), "--max-episodes", "4", "--holdout-every", "3", "--steps", "1", "--batch-size", "2",
                  "--width", "8", "--no-wandb", "--quiet")
     assert result.returncode == 2 and "held out other episodes" in result.stderr
+    result = run("train", "world-model", "--data", str(episodes_dir), "--out", str(tmp_path / "w"), "--init",
+                 str(init), "--max-episodes", "4", "--holdout-every", "2", "--steps", "1", "--batch-size", "2",
+                 "--width", "16", "--no-wandb", "--quiet")  # the init: --tiny's width 8
+    assert result.returncode == 2 and "has --width 8, this run 16; give --width 8" in result.stderr
     result = run(*base, "--out", str(tmp_path / "e"), "--serve-share", "1.5")
     assert result.returncode == 2 and "--serve-share" in result.stderr
     result = run(*base, "--out", str(tmp_path / "k"), "--ball-share", "-0.1")

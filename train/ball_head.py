@@ -59,7 +59,7 @@ from worldmodel.ball_head import (H, MAX_STEP, RETURN_WINDOW, W, BallHead, BallH
                                   returning_ball, target_index, window_origin)
 from worldmodel.breakout import BALL_LOST_TOP, lit_pixels, parse_frame, read_playfield
 from worldmodel.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from worldmodel.world_model import WORLD_MODEL_KIND, head_config
+from worldmodel.world_model import HEADS, WORLD_MODEL_KIND, head_config
 
 
 
@@ -549,3 +549,42 @@ def train_ball_head(config: BallHeadTrainConfig, progress: bool = True) -> dict:
     save_checkpoint(out / "world_model.pt", WORLD_MODEL_KIND, world_config, state, world_summary)
     return summary
 
+
+@dataclass(frozen=True)
+class CopyHeadsConfig:
+    source: str = field(metadata={"help": "world model checkpoint whose heads to copy (e.g. "
+                                          "checkpoints/world_model.pt)"})
+    world_model: str = field(metadata={"help": "world model checkpoint to add them to (its own heads, if any, "
+                                               "are replaced)"})
+    out: str = field(default="runs/copy-heads", metadata={"help": "folder for world_model.pt"})
+
+
+def copy_heads(config: CopyHeadsConfig) -> dict:
+    """Write OUT/world_model.pt: `world_model` with every head `source` holds (their settings, weights
+    and training summaries, so `evaluate world-model` counts their training hours in the file's cost).
+
+    A head is trained on real frames alone, never on a world model's output, so it fits any world
+    model of the same data split. The split is checked: each head's held-out episodes must be the
+    world model's, or the head would have trained on episodes the world model is measured on."""
+    source = load_checkpoint(config.source, WORLD_MODEL_KIND)
+    payload = load_checkpoint(config.world_model, WORLD_MODEL_KIND)
+    names = [n for n in HEADS if source["config"].get(n)]
+    if not names:
+        raise ValueError(f"{config.source}: holds no head ({', '.join(HEADS)})")
+    held = set(payload.get("summary", {}).get("held_out_episodes") or [])
+    for name in names:
+        head_held = set(source["summary"].get(name, {}).get("held_out_episodes") or [])
+        if not held or head_held != held:
+            raise ValueError(f"{config.source}: its {name.replace('_', ' ')} was trained with other held-out "
+                             f"episodes than {config.world_model} holds out ({len(head_held)} vs {len(held)}, "
+                             f"{len(head_held ^ held)} differ)")
+    prefixes = tuple(f"{n}." for n in HEADS)
+    weights = {k: v for k, v in payload["state"]["weights"].items() if not k.startswith(prefixes)}
+    weights.update({k: v for k, v in source["state"]["weights"].items() if k.startswith(tuple(f"{n}." for n in names))})
+    world_config = {k: v for k, v in payload["config"].items() if k not in HEADS}
+    world_config.update({n: source["config"][n] for n in names})
+    summary = {k: v for k, v in payload.get("summary", {}).items() if k not in HEADS}
+    summary.update({n: dict(source["summary"][n], copied_from=str(config.source)) for n in names})
+    out = Path(config.out) / "world_model.pt"
+    save_checkpoint(out, WORLD_MODEL_KIND, world_config, dict(payload["state"], weights=weights), summary)
+    return dict(heads=names, world_model=str(out), train_hours={n: summary[n].get("train_hours") for n in names})

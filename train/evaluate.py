@@ -25,7 +25,7 @@ import torch
 from worldmodel.breakout import FIRE, NOOP, parse_frame
 from worldmodel.checkpoint import write_text_atomic
 from worldmodel.frames import FrameStore
-from worldmodel.world_model import WorldModel, load_world_model
+from worldmodel.world_model import HEADS, WorldModel, load_world_model
 
 HORIZONS = (1, 4, 16, 64)
 
@@ -384,9 +384,6 @@ def paddle_table_summary(model: WorldModel) -> dict | None:
         return None
     summary = model.summary.get("paddle_table", {})
     return {k: summary.get(k) for k in ("command", "minutes", "table_cases", "covered", "within_1px")}
-
-
-HEADS = ("brick_head", "ball_head", "return_head", "return_brick_head")
 
 
 def training_cost(summary: dict) -> dict:

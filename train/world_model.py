@@ -95,6 +95,8 @@ class WorldModelTrainConfig:
     codes: int = field(default=8, metadata={"help": "latent actions in the codebook"})
     latent_dim: int = field(default=16, metadata={"help": "width of a latent code vector"})
     width: int = field(default=32, metadata={"help": "decoder channels at the finest level (x2, x4 below)"})
+    encoder_width: int | None = field(default=None, metadata={"help": "the latent action encoder's channels (None: "
+                                                                      "--width)"})
     fine_dilations: str = field(default="", metadata={"help": "comma-separated dilations of extra residual blocks "
                                                                "at the decoder's finest level, e.g. 2,4 (none: '')"})
     position_embedding: bool = field(default=False, metadata={"help": "give the decoder a learned bias per 4x4 block "
@@ -180,7 +182,7 @@ class WorldModelTrainConfig:
         config = WorldModelConfig(colors=colors, context=self.context, codes=self.codes + self.event_codes,
                                   event_codes=self.event_codes, event_head=self.event_head and self.event_codes > 0,
                                   latent_dim=self.latent_dim, widths=(w, 2 * w, 4 * w),
-                                  encoder_width=w, fine_dilations=self.dilations(),
+                                  encoder_width=self.encoder_width or w, fine_dilations=self.dilations(),
                                   position_embedding=self.position_embedding, event_input=self.event_input)
         if self.event_codes:  # the lost-life code changes the lives digit: no stronger hold on the digits
             config = dataclasses.replace(config, hud_keep_bonus=config.keep_bonus)
@@ -478,6 +480,14 @@ def check_init(config: WorldModelTrainConfig, init: WorldModel, model: WorldMode
     if init.config.colors != model.config.colors:
         raise ValueError(f"--init {config.init}: its colour table differs from the data's; fine-tune on the "
                          f"folder it was trained from ({init.summary.get('data')})")
+    sizes = {"--width": (init.config.widths[0], model.config.widths[0]),
+             "--context": (init.config.context, model.config.context),
+             "--latent-dim": (init.config.latent_dim, model.config.latent_dim),
+             "--encoder-width": (init.config.encoder_width, model.config.encoder_width)}
+    for option, (held_size, size) in sizes.items():
+        if held_size != size:
+            raise ValueError(f"--init {config.init}: its model has {option} {held_size}, this run {size}; "
+                             f"give {option} {held_size}")
     weights = init.state_dict()
     codebook = weights["encoder.vq.codebook"]
     own = {key: value.cpu() for key, value in model.state_dict().items()}  # the init's weights are on the CPU

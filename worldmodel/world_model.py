@@ -55,6 +55,8 @@ from worldmodel.lam import PATCH, LAMConfig, LatentActionEncoder, block_indices,
 from worldmodel.paddle_table import PaddleTable, PaddleTableConfig, paddle_left
 
 WORLD_MODEL_KIND = "world-model"
+# The heads a world model file may hold, each trained on real frames alone (`train ball-head`).
+HEADS = ("brick_head", "ball_head", "return_head", "return_brick_head")
 SHIPPED = Path(__file__).resolve().parent.parent / "checkpoints" / "world_model.pt"
 BALL_MEMORY = 256  # frames whose parse `WorldModel.parse_ids` (and so `ball_of`) remembers
 H, W = FRAME_SHAPE[:2]
