@@ -5,12 +5,12 @@
                                      [--width 32] [--encoder-width N]
 
 Times the shipped architecture's training updates (batch 24, the `train world-model` defaults; `--width`
-for another decoder) on the same batches in one run, first without unrolls (the loss's forward,
-backward and the optimizer step), then the unrolled contexts' making (`sample_batch` rolling the model out 1 to `--unroll-steps` steps), in
-float32 and in bfloat16 autocast, then the ball head's updates (`train ball-head`, random inputs of
-the shipped head's shape), and prints the rates and their ratios. The first two updates of each
-setting are left out (warm-up). `--float32-only` skips the bf16 settings, which take minutes on a CPU
-that emulates bfloat16 (no avx512_bf16).
+and `--encoder-width` for others) on the same batches in one run, first without unrolls (the loss's
+forward, backward and the optimizer step), then the unrolled contexts' making (`sample_batch` rolling
+the model out 1 to `--unroll-steps` steps), in float32 and in bfloat16 autocast, then the ball head's
+updates (`train ball-head`, random inputs of the shipped head's shape), and prints the rates and
+their ratios. The first two updates of each setting are left out (warm-up). `--float32-only` skips
+the bf16 settings, which take minutes on a CPU that emulates bfloat16 (no avx512_bf16).
 """
 
 from __future__ import annotations

@@ -261,6 +261,14 @@ def test_predictions_undo_the_changed_pixel_weighting():
     assert (model.predict_ids(context[:1], latent) == 0).all()  # odds 21/9 / e^1.5 < 1: keep
 
 
+def test_the_encoder_keeps_its_own_width_where_given():
+    narrow = WorldModelTrainConfig(data="x", width=16).model_config(COLORS)
+    assert narrow.widths == (16, 32, 64) and narrow.encoder_width == 16
+    wide = WorldModelTrainConfig(data="x", width=16, encoder_width=32).model_config(COLORS)
+    assert wide.widths == (16, 32, 64) and wide.encoder_width == 32
+    assert WorldModel(wide).encoder.state_dict()["net.0.weight"].shape[0] == 32
+
+
 def test_hud_keep_bonus_is_off_for_models_with_a_lost_life_code():
     assert WorldModelConfig().hud_keep_bonus == 2.5 and WorldModelConfig().keep_bonus == 1.5
     # a model with a lost-life code gets no stronger hold on the digits: the code must change them
