@@ -3,6 +3,9 @@ violation counts move a lot between versions that differ by a few pixels. This p
 seed (each from the start bank's state that seed draws) and prints each game's counts and their sum.
 
     python benchmarks/tracker_games.py [--seeds 0,1,2,3] [--minutes 10] [--checkpoint PATH] [--set KEY=VALUE]
+        [--action-map PATH --start-states PATH]
+
+A world model with its own encoder needs the action map trained on its codes (`--action-map`).
 
 `--set` overrides a setting of the world model's config for this run (for example
 `--set use_return_head=False`), so that two settings are compared on the same games.
@@ -25,11 +28,13 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3", help="comma-separated seeds, one game each")
     parser.add_argument("--minutes", type=float, default=10.0, help="minutes of play per game at 15 steps/s")
     parser.add_argument("--checkpoint", default=None, help="world model (default: the shipped one)")
+    parser.add_argument("--action-map", default=None, help="action map (default: the shipped one)")
+    parser.add_argument("--start-states", default=None, help="start-state bank (default: the shipped one)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a WorldModelConfig setting (a JSON value: true, false, a number)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    env = NeuralBreakoutEnv(args.checkpoint, threads=args.threads)
+    env = NeuralBreakoutEnv(args.checkpoint, args.action_map, args.start_states, threads=args.threads)
     model = env.world_model
     for item in args.set:
         key, _, value = item.partition("=")
