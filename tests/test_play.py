@@ -212,6 +212,27 @@ def test_action_map_checkpoint_errors(tmp_path, models):
         NeuralBreakoutEnv(models["checkpoint"], other, models["start_states"])
 
 
+
+def test_env_refuses_an_action_map_of_another_encoder(tmp_path, models):
+    """Same number of codes, other encoder weights: the map's codes mean other moves, so the env stops
+    with an error naming both files instead of playing the wrong latents."""
+    from worldmodel.checkpoint import load_checkpoint
+    from worldmodel.world_model import load_world_model
+
+    world_model = load_world_model(models["checkpoint"])
+    assert load_action_map(models["action_map"]).summary["world_model_codes"] == world_model.codes_fingerprint()
+    payload = load_checkpoint(models["checkpoint"], "world-model")
+    weights = dict(payload["state"]["weights"])
+    name = next(k for k in weights if k.startswith("encoder.") and weights[k].is_floating_point())
+    weights[name] = weights[name] + 0.01
+    other = save_checkpoint(tmp_path / "other.pt", "world-model", payload["config"],
+                            dict(payload["state"], weights=weights), payload["summary"])
+    assert load_world_model(other).codes_fingerprint() != world_model.codes_fingerprint()
+    with pytest.raises(NeuralBreakoutError, match="codes of another world model.*train it again"):
+        NeuralBreakoutEnv(other, models["action_map"], models["start_states"])
+    NeuralBreakoutEnv(models["checkpoint"], models["action_map"], models["start_states"])  # its own: plays
+
+
 def test_env_passes_check_env_and_is_deterministic(models):
     env = make(models)
     check_env(env, skip_render_check=True)

@@ -305,7 +305,8 @@ def train_action_map(config: ActionMapTrainConfig, progress: bool = True) -> dic
                                     zip(MEMORY_NAMES, memory_table["transitions"], memory_table["life"],
                                         memory_table["waiting"])}
     out = Path(config.out)
-    summary = dict(**accuracy, world_model=str(config.world_model), data=config.data,
+    summary = dict(**accuracy, world_model=str(config.world_model), world_model_codes=world_model.codes_fingerprint(),
+                   data=config.data,
                    train_transitions=int(len(train_index)), steps=config.steps,
                    wall_hours=(time.time() - start_wall) / 3600, cpu_hours=(time.process_time() - start_cpu) / 3600,
                    training_config=dataclasses.asdict(config),

@@ -31,6 +31,7 @@ where the decoder is sure of a hit. The score digits are drawn by the game's sco
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -344,6 +345,17 @@ class WorldModel(nn.Module):
         other.load_state_dict(self.state_dict())
         other.summary = getattr(self, "summary", {})
         return for_inference(other)
+
+    def codes_fingerprint(self) -> str:
+        """A short hash of the latent action encoder's weights, codebook included: what the codes mean.
+        An action map records the one it was trained on, and the env refuses a map whose codes are
+        another world model's (the same number of codes, read by another encoder, would drive the
+        decoder with the wrong latents and no error)."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.encoder.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     @property
     def context_length(self) -> int:
