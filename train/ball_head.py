@@ -578,9 +578,8 @@ def copy_heads(config: CopyHeadsConfig) -> dict:
             raise ValueError(f"{config.source}: its {name.replace('_', ' ')} was trained with other held-out "
                              f"episodes than {config.world_model} holds out ({len(head_held)} vs {len(held)}, "
                              f"{len(head_held ^ held)} differ)")
-    prefixes = tuple(f"{n}." for n in HEADS)
-    weights = {k: v for k, v in payload["state"]["weights"].items() if not k.startswith(prefixes)}
-    weights.update({k: v for k, v in source["state"]["weights"].items() if k.startswith(tuple(f"{n}." for n in names))})
+    weights = {k: v for k, v in payload["state"]["weights"].items() if k.split(".")[0] not in HEADS}
+    weights.update({k: v for k, v in source["state"]["weights"].items() if k.split(".")[0] in names})
     world_config = {k: v for k, v in payload["config"].items() if k not in HEADS}
     world_config.update({n: source["config"][n] for n in names})
     summary = {k: v for k, v in payload.get("summary", {}).items() if k not in HEADS}

@@ -81,11 +81,11 @@ class NeuralBreakoutEnv(gym.Env):
                                       "differ): train it again with `neural-breakout train action-map`")
         trained_on = self.action_map.summary.get("world_model_codes")  # maps made before 2026-12-07 lack it
         if trained_on is not None and trained_on != self.world_model.codes_fingerprint():
+            model_path = checkpoint or "checkpoints/world_model.pt"
             raise NeuralBreakoutError(
                 f"the action map {action_map or 'checkpoints/action_map.pt'} was trained on the codes of another "
-                f"world model ({self.action_map.summary.get('world_model', '?')}) than "
-                f"{checkpoint or 'checkpoints/world_model.pt'}: train it again with `neural-breakout train action-map "
-                f"--world-model {checkpoint or 'checkpoints/world_model.pt'}`")
+                f"world model ({self.action_map.summary.get('world_model', '?')}) than {model_path}: train it "
+                f"again with `neural-breakout train action-map --world-model {model_path}`")
         # the map may read a longer history than the world model (it times a lost life from it)
         self.context_length = max(self.world_model.context_length, self.action_map.config.context)
         self.start_states = load_start_states(start_states)
