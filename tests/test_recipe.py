@@ -4,20 +4,24 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from neural_breakout import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "train" / "recipe.sh"
 
 
-def recipe_commands() -> list[list[str]]:
-    out = subprocess.run(["bash", str(RECIPE), "print"], capture_output=True, text=True, check=True, cwd=ROOT)
+def recipe_commands(**env: str) -> list[list[str]]:
+    out = subprocess.run(["bash", str(RECIPE), "print"], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env=dict(os.environ, **env))
     return [shlex.split(line) for line in out.stdout.splitlines() if line.strip()]
 
 
-def test_recipe_stages_parse_and_chain():
-    commands = recipe_commands()
-    assert len(commands) == 17
+@pytest.mark.parametrize("recipe, stages", [("bf16", 17), ("shipped", 10)])
+def test_recipe_stages_parse_and_chain(recipe, stages):
+    commands = recipe_commands(RECIPE=recipe)
+    assert len(commands) == stages
     parser = build_parser()
     written = {"checkpoints/agent.pt"}  # shipped with the repo
     folders = set()
@@ -42,6 +46,28 @@ def test_recipe_refuses_an_unknown_argument():
     result = subprocess.run(["bash", str(RECIPE), "everything"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 2
     assert "unknown argument 'everything'" in result.stderr
+    result = subprocess.run(["bash", str(RECIPE), "print"], capture_output=True, text=True, cwd=ROOT,
+                            env=dict(os.environ, RECIPE="bf17"))
+    assert result.returncode == 2
+    assert "unknown RECIPE 'bf17'" in result.stderr
+
+
+def test_shipped_recipe_is_the_shipped_files_float32_chain():
+    """RECIPE=shipped: the runs that checkpoints/world_model.pt records, in float32."""
+    import torch
+
+    commands = recipe_commands(RECIPE="shipped")
+    assert not any("--bf16" in argv for argv in commands)
+    parser = build_parser()
+    stages = [vars(parser.parse_args(argv[1:])) for argv in commands]
+    summary = torch.load(ROOT / "checkpoints" / "world_model.pt", map_location="cpu", weights_only=False)["summary"]
+    recorded = []
+    while summary:  # the run, then the run its --init came from (files made before 2026-12-07 record one)
+        recorded.append(summary["training_command"])
+        summary = summary.get("init")
+    assert len(recorded) >= 2
+    for command in recorded:
+        assert vars(parser.parse_args(shlex.split(command)[1:])) in stages, command
 
 
 

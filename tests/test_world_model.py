@@ -855,6 +855,10 @@ def test_fine_tune_from_a_trained_model(episodes_dir, tmp_path):
     assert summary["total_wall_hours"] == pytest.approx(summary["init"]["wall_hours"] + summary["wall_hours"])
     assert "--init" in summary["training_command"] and "--serve-label 0.1" in summary["training_command"]
     assert summary["serve_transitions"] > summary["served_transitions"] > 0
+    # a second --init keeps the chain: the file names every run it grew from
+    assert run(*base, "--out", str(tmp_path / "chain"), "--init", str(tmp_path / "b" / "world_model.pt")).returncode == 0
+    chain = load_world_model(tmp_path / "chain" / "world_model.pt").summary["init"]
+    assert chain["path"] == str(tmp_path / "b" / "world_model.pt") and chain["init"]["path"] == str(init)
     # training starts from the init weights: zero updates export them unchanged
     train_world_model(WorldModelTrainConfig.tiny(str(episodes_dir), str(tmp_path / "c"), steps=0, init=str(init),
                                                  max_episodes=4, holdout_every=2), progress=False)

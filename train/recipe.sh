@@ -10,6 +10,11 @@
 # skips the finished stages and resumes the stopped one (every trainer resumes from its --out).
 # Run it alone on the CPU: the world model's cost is the wall time each stage records in its file.
 # Logs: runs/recipe/NAME.log. The world model: runs/wm-b16r2f-rbricks/world_model.pt.
+#
+#   RECIPE=shipped bash train/recipe.sh [wm|print]
+# runs instead the float32 chain that made the shipped files (the notes' *Sixteen codes carry the
+# paddle*): a width-16 decoder with 16 codes, the heads of checkpoints/world_model.pt put on it by
+# `train copy-heads` with their recorded hours, its own action map. Logs: runs/recipe-shipped/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-all}
@@ -20,24 +25,30 @@ fi
 # emulates bfloat16 (benchmarks/train_speed.py): stop before hours of that. RECIPE_FLOAT32=1 trains
 # every stage in float32 instead, on any CPU (not the measured recipe: on an AVX2-only AMD EPYC its
 # stages would take about 6.5 h, by the first stage's float32 rate there).
+RECIPE=${RECIPE:-bf16}
+if [[ $RECIPE != bf16 && $RECIPE != shipped ]]; then
+    echo "train/recipe.sh: unknown RECIPE '$RECIPE' (expected bf16 or shipped)" >&2; exit 2
+fi
 BF16=--bf16
-if [[ -n "${RECIPE_FLOAT32:-}" ]]; then
+if [[ -n "${RECIPE_FLOAT32:-}" || $RECIPE == shipped ]]; then
     BF16=
 elif [[ $MODE != print && -r /proc/cpuinfo ]] && ! grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
     echo "train/recipe.sh: this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 in /proc/cpuinfo), so the" >&2
     echo "recipe's --bf16 stages would run 7 to 11x slower than planned; RECIPE_FLOAT32=1 trains them in float32" >&2
     exit 3
 fi
-if [[ $MODE != print ]]; then mkdir -p runs/recipe; fi
+RUNS=runs/recipe
+if [[ $RECIPE == shipped ]]; then RUNS=runs/recipe-shipped; fi
+if [[ $MODE != print ]]; then mkdir -p $RUNS; fi
 export WANDB_MODE="${WANDB_MODE:-offline}"
 
 stage() {  # stage NAME COMMAND...: run COMMAND unless NAME finished before
     local name=$1; shift
     if [[ $MODE == print ]]; then echo "$*"; return; fi
-    if [[ -f runs/recipe/$name.done ]]; then echo "skip $name (finished)"; return; fi
+    if [[ -f $RUNS/$name.done ]]; then echo "skip $name (finished)"; return; fi
     echo "$(date -u +%FT%TZ) start $name: $*"
-    "$@" > "runs/recipe/$name.log" 2>&1
-    date -u +%FT%TZ > "runs/recipe/$name.done"
+    "$@" > "$RUNS/$name.log" 2>&1
+    date -u +%FT%TZ > "$RUNS/$name.done"
     echo "$(date -u +%FT%TZ) done $name"
 }
 
@@ -47,6 +58,26 @@ REC="--policy agent --checkpoint checkpoints/agent.pt --random-fraction 0.1 --tr
 X="--extra-data data/breakout-2,data/breakout-3"
 E="--eval-every 4000 --sample-cache runs/sample-cache-b16r2f"
 WM=runs/wm-b16r2f-rbricks/world_model.pt
+
+if [[ $RECIPE == shipped ]]; then
+    S="--width 16 --codes 16 --checkpoint-minutes 3"
+    WM=runs/w16c16-heads/world_model.pt
+    # shellcheck disable=SC2086
+    {
+    stage record-1 $NB record --out data/breakout $REC --seed 1
+    stage w16c16 $NB train world-model $D --out runs/w16c16 $S --steps 11000
+    stage w16c16f $NB train world-model $D --out runs/w16c16f $S --steps 2000 --lr 4e-4 --warmup 50 --unroll 0.5 --unroll-steps 4 --freeze-encoder --init runs/w16c16/world_model.pt
+    stage w16c16f-ei $NB train world-model $D --out runs/w16c16f-ei $S --steps 1000 --warmup 50 --unroll 0.0 --serve-share 0.25 --event-input --init runs/w16c16f/world_model.pt
+    stage w16c16f-pt $NB train paddle-table $D --world-model runs/w16c16f-ei/world_model.pt --out runs/w16c16f-pt
+    stage w16c16-heads $NB train copy-heads --source checkpoints/world_model.pt --world-model runs/w16c16f-pt/world_model.pt --out runs/w16c16-heads
+    if [[ $MODE == wm ]]; then exit 0; fi
+    stage eval-wm $NB evaluate world-model $D --checkpoint $WM --out runs/eval-wm-w16c16
+    stage action-map $NB train action-map $D --world-model $WM --out runs/action-map-w16c16 --context 8 --presence --serves --life-head --serve-head --memory --steps 4000
+    stage action-paddle $NB train action-paddle $D --action-map runs/action-map-w16c16/action_map.pt --world-model $WM --out runs/action-paddle-w16c16
+    stage eval-play $NB evaluate play $D --checkpoint $WM --action-map runs/action-paddle-w16c16/action_map.pt --start-states runs/action-map-w16c16/start_states.npz --out runs/eval-play-w16c16
+    }
+    exit 0
+fi
 
 # shellcheck disable=SC2086
 {

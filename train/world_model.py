@@ -518,7 +518,7 @@ def init_summary(path: str, summary: dict) -> dict:
     return dict(path=str(path), steps=summary.get("steps"), wall_hours=summary.get("wall_hours"),
                 cpu_hours=summary.get("cpu_hours"), total_wall_hours=total_wall, total_cpu_hours=total_cpu,
                 peak_rss_gb=max(peaks) if peaks else None, training_command=summary.get("training_command"),
-                history=summary.get("history"))
+                history=summary.get("history"), init=summary.get("init"))  # the chain, run by run
 
 
 def train_world_model(config: WorldModelTrainConfig, progress: bool = True) -> dict:
