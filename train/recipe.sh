@@ -59,29 +59,29 @@ X="--extra-data data/breakout-2,data/breakout-3"
 E="--eval-every 4000 --sample-cache runs/sample-cache-b16r2f"
 WM=runs/wm-b16r2f-rbricks/world_model.pt
 
+play_stages() {  # play_stages TAG: $WM's evaluation, action map, action paddle table and play evaluation
+    local tag=$1
+    if [[ $MODE == wm ]]; then exit 0; fi
+    stage eval-wm $NB evaluate world-model $D --checkpoint $WM --out runs/eval-wm-$tag
+    stage action-map $NB train action-map $D --world-model $WM --out runs/action-map-$tag --context 8 --presence --serves --life-head --serve-head --memory --steps 4000
+    stage action-paddle $NB train action-paddle $D --action-map runs/action-map-$tag/action_map.pt --world-model $WM --out runs/action-paddle-$tag
+    stage eval-play $NB evaluate play $D --checkpoint $WM --action-map runs/action-paddle-$tag/action_map.pt --start-states runs/action-map-$tag/start_states.npz --out runs/eval-play-$tag
+}
+
+# shellcheck disable=SC2086
+{
+stage record-1 $NB record --out data/breakout $REC --seed 1
 if [[ $RECIPE == shipped ]]; then
     S="--width 16 --codes 16 --checkpoint-minutes 3"
     WM=runs/w16c16-heads/world_model.pt
-    # shellcheck disable=SC2086
-    {
-    stage record-1 $NB record --out data/breakout $REC --seed 1
     stage w16c16 $NB train world-model $D --out runs/w16c16 $S --steps 11000
     stage w16c16f $NB train world-model $D --out runs/w16c16f $S --steps 2000 --lr 4e-4 --warmup 50 --unroll 0.5 --unroll-steps 4 --freeze-encoder --init runs/w16c16/world_model.pt
     stage w16c16f-ei $NB train world-model $D --out runs/w16c16f-ei $S --steps 1000 --warmup 50 --unroll 0.0 --serve-share 0.25 --event-input --init runs/w16c16f/world_model.pt
     stage w16c16f-pt $NB train paddle-table $D --world-model runs/w16c16f-ei/world_model.pt --out runs/w16c16f-pt
     stage w16c16-heads $NB train copy-heads --source checkpoints/world_model.pt --world-model runs/w16c16f-pt/world_model.pt --out runs/w16c16-heads
-    if [[ $MODE == wm ]]; then exit 0; fi
-    stage eval-wm $NB evaluate world-model $D --checkpoint $WM --out runs/eval-wm-w16c16
-    stage action-map $NB train action-map $D --world-model $WM --out runs/action-map-w16c16 --context 8 --presence --serves --life-head --serve-head --memory --steps 4000
-    stage action-paddle $NB train action-paddle $D --action-map runs/action-map-w16c16/action_map.pt --world-model $WM --out runs/action-paddle-w16c16
-    stage eval-play $NB evaluate play $D --checkpoint $WM --action-map runs/action-paddle-w16c16/action_map.pt --start-states runs/action-map-w16c16/start_states.npz --out runs/eval-play-w16c16
-    }
+    play_stages w16c16
     exit 0
 fi
-
-# shellcheck disable=SC2086
-{
-stage record-1 $NB record --out data/breakout $REC --seed 1
 # The first stage: 10,000 updates, then 1,800 and 3,000 more at lower peak rates (14,800 in all).
 stage wm-b16 $NB train world-model $D --out runs/wm-b16 --steps 10000 $BF16
 stage wm-b16r $NB train world-model $D --out runs/wm-b16r --steps 1800 --lr 5e-4 --warmup 50 --init runs/wm-b16/world_model.pt $BF16
@@ -98,10 +98,5 @@ stage wm-b16r2f-brick $NB train ball-head $D $X --world-model runs/wm-b16r2f-pt/
 stage wm-b16r2f-ball $NB train ball-head $D $X --world-model runs/wm-b16r2f-brick/world_model.pt --out runs/wm-b16r2f-ball --first-ball --width 32 --steps 24000 $BF16 $E
 stage wm-b16r2f-return $NB train ball-head $D $X --world-model runs/wm-b16r2f-ball/world_model.pt --out runs/wm-b16r2f-return --returns --width 32 --steps 4000 $BF16 $E
 stage wm-b16r2f-rbricks $NB train ball-head $D $X --world-model runs/wm-b16r2f-return/world_model.pt --out runs/wm-b16r2f-rbricks --returns --bricks --width 32 --steps 3000 $BF16 $E
-if [[ $MODE == wm ]]; then exit 0; fi
-# Its evaluation, action map, action paddle table and play evaluation.
-stage eval-wm $NB evaluate world-model $D --checkpoint $WM --out runs/eval-wm-b16r2f
-stage action-map $NB train action-map $D --world-model $WM --out runs/action-map-b16r2f --context 8 --presence --serves --life-head --serve-head --memory --steps 4000
-stage action-paddle $NB train action-paddle $D --action-map runs/action-map-b16r2f/action_map.pt --world-model $WM --out runs/action-paddle-b16r2f
-stage eval-play $NB evaluate play $D --checkpoint $WM --action-map runs/action-paddle-b16r2f/action_map.pt --start-states runs/action-map-b16r2f/start_states.npz --out runs/eval-play-b16r2f
+play_stages b16r2f
 }
