@@ -62,10 +62,10 @@ def test_shipped_recipe_is_the_shipped_files_float32_chain():
     stages = [vars(parser.parse_args(argv[1:])) for argv in commands]
     summary = torch.load(ROOT / "checkpoints" / "world_model.pt", map_location="cpu", weights_only=False)["summary"]
     recorded = []
-    while summary:  # the run, then the run its --init came from (files made before 2026-12-07 record one)
+    while summary:  # the run, then the run its --init came from, and so on back to the first stage
         recorded.append(summary["training_command"])
         summary = summary.get("init")
-    assert len(recorded) >= 2
+    assert len(recorded) == 3  # the first stage, the second with the encoder frozen, the event input
     for command in recorded:
         assert vars(parser.parse_args(shlex.split(command)[1:])) in stages, command
 

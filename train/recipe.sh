@@ -12,8 +12,8 @@
 # Logs: runs/recipe/NAME.log. The world model: runs/wm-b16r2f-rbricks/world_model.pt.
 #
 #   RECIPE=shipped bash train/recipe.sh [wm|print]
-# runs instead the float32 chain that made the shipped files (the notes' *Sixteen codes carry the
-# paddle*): a width-16 decoder with 16 codes, the heads of checkpoints/world_model.pt put on it by
+# runs instead the float32 chain that made the shipped files (the notes' *Sixteen codes in under
+# three hours*): a width-16 decoder with 16 codes, the heads of checkpoints/world_model.pt put on it by
 # `train copy-heads` with their recorded hours, its own action map. Logs: runs/recipe-shipped/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,13 +73,13 @@ play_stages() {  # play_stages TAG: $WM's evaluation, action map, action paddle 
 stage record-1 $NB record --out data/breakout $REC --seed 1
 if [[ $RECIPE == shipped ]]; then
     S="--width 16 --codes 16 --checkpoint-minutes 3"
-    WM=runs/w16c16-heads/world_model.pt
-    stage w16c16 $NB train world-model $D --out runs/w16c16 $S --steps 11000
-    stage w16c16f $NB train world-model $D --out runs/w16c16f $S --steps 2000 --lr 4e-4 --warmup 50 --unroll 0.5 --unroll-steps 4 --freeze-encoder --init runs/w16c16/world_model.pt
-    stage w16c16f-ei $NB train world-model $D --out runs/w16c16f-ei $S --steps 1000 --warmup 50 --unroll 0.0 --serve-share 0.25 --event-input --init runs/w16c16f/world_model.pt
-    stage w16c16f-pt $NB train paddle-table $D --world-model runs/w16c16f-ei/world_model.pt --out runs/w16c16f-pt
-    stage w16c16-heads $NB train copy-heads --source checkpoints/world_model.pt --world-model runs/w16c16f-pt/world_model.pt --out runs/w16c16-heads
-    play_stages w16c16
+    WM=runs/w16c16b-heads/world_model.pt
+    stage w16c16b $NB train world-model $D --out runs/w16c16b $S --steps 10000
+    stage w16c16bf $NB train world-model $D --out runs/w16c16bf $S --steps 1500 --lr 4e-4 --warmup 50 --unroll 0.5 --unroll-steps 4 --freeze-encoder --init runs/w16c16b/world_model.pt
+    stage w16c16bf-ei $NB train world-model $D --out runs/w16c16bf-ei $S --steps 1000 --warmup 50 --unroll 0.0 --serve-share 0.25 --event-input --init runs/w16c16bf/world_model.pt
+    stage w16c16bf-pt $NB train paddle-table $D --world-model runs/w16c16bf-ei/world_model.pt --out runs/w16c16bf-pt
+    stage w16c16b-heads $NB train copy-heads --source checkpoints/world_model.pt --world-model runs/w16c16bf-pt/world_model.pt --out runs/w16c16b-heads
+    play_stages w16c16b
     exit 0
 fi
 # The first stage: 10,000 updates, then 1,800 and 3,000 more at lower peak rates (14,800 in all).
